@@ -1,0 +1,2 @@
+def test_import() -> None:
+    import observabilipy.core.models  # noqa: F401

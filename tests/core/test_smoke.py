@@ -1,2 +1,0 @@
-def test_import() -> None:
-    import observabilipy.core.models  # noqa: F401

@@ -38,7 +38,7 @@ def test_log_entry_stringifies_what_json_cannot_hold() -> None:
         timestamp=1.0,
         level="INFO",
         message="m",
-        attributes={"when": when, "path": PurePosixPath("/srv"), "nan": math.nan, "inf": -math.inf},
+        attributes={"when": when, "path": PurePosixPath("/srv"), "nan": math.nan, "inf": -math.inf},  # type: ignore[dict-item]
     )
     assert entry.attributes == {
         "when": "2026-01-02 03:04:05",
@@ -73,7 +73,9 @@ class _Unprintable:
         ({"attributes": {"bad": _Unprintable()}}, "attributes['bad']"),
     ],
 )
-def test_log_entry_refuses_bad_values_naming_the_field(kwargs: dict[str, object], field: str) -> None:
+def test_log_entry_refuses_bad_values_naming_the_field(
+    kwargs: dict[str, object], field: str
+) -> None:
     values: dict[str, object] = {"timestamp": 1.0, "level": "INFO", "message": "m"}
     values.update(kwargs)
     with pytest.raises(ValidationError) as info:

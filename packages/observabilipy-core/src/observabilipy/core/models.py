@@ -16,13 +16,13 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal, Union
+from typing import Final, Literal
 
 from observabilipy.core.errors import ConfigurationError, ValidationError
 from observabilipy.core.levels import normalize_level
 
 #: What an attribute value may be once stored: JSON scalars.
-AttributeValue = Union[str, int, float, bool, None]
+AttributeValue = str | int | float | bool | None
 
 #: The kinds of metric a sample can belong to (OpenMetrics calls untyped "unknown").
 MetricKind = Literal["counter", "gauge", "histogram", "untyped"]
@@ -188,7 +188,9 @@ class LogEntry:
         >>> LogEntry(timestamp=1.0, level="INFO", message="hi").with_id(7).id
         7
         """
-        return _trusted_log_entry(self.timestamp, self.level, self.message, self.attributes, entry_id)
+        return _trusted_log_entry(
+            self.timestamp, self.level, self.message, self.attributes, entry_id
+        )
 
 
 @dataclass(frozen=True, slots=True)

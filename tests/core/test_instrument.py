@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from observabilipy.core.errors import ConfigurationError
-from observabilipy.core.instrument import instrument
+from observabilipy.core.instrumentation import instrument
 from observabilipy.core.metrics import Registry, default_registry
 
 pytestmark = pytest.mark.core

@@ -24,7 +24,7 @@ from observabilipy.core.exposition import (
     encode_current,
     encode_metrics,
 )
-from observabilipy.core.metrics import Registry, counter, default_registry
+from observabilipy.core.metrics import Registry, counter, default_registry, gauge, histogram
 from observabilipy.core.models import MetricSample
 
 pytestmark = pytest.mark.core
@@ -129,6 +129,16 @@ def test_current_text_passes_promtool(full_registry: Registry) -> None:
 def test_stored_text_passes_promtool(full_registry: Registry) -> None:
     samples = full_registry.snapshot(timestamp=1.0) + full_registry.snapshot(timestamp=2.0)
     promtool_check(encode_metrics(samples))
+
+
+@needs_promtool
+def test_helper_made_metrics_pass_promtool() -> None:
+    registry = Registry()
+    counter("jobs_processed", registry=registry, queue="mail")
+    gauge("queue_depth", 3, registry=registry)
+    histogram("job_seconds", 0.2, registry=registry)
+    promtool_check(encode_current(registry))
+    promtool_check(encode_metrics(registry.snapshot()))
 
 
 def test_current_text_parses_to_the_recorded_values(full_registry: Registry) -> None:
@@ -262,10 +272,11 @@ def test_empty_registry() -> None:
     assert encode_current(Registry(), openmetrics=True) == "# EOF\n"
 
 
-def test_family_without_help_has_no_help_line() -> None:
+def test_family_without_help_is_described_by_its_name() -> None:
+    # promtool's lint rejects a family without HELP; helpers create families without help.
     registry = Registry()
     registry.gauge("depth").set(1)
-    assert encode_current(registry) == "# TYPE depth gauge\ndepth 1.0\n"
+    assert encode_current(registry) == "# HELP depth depth\n# TYPE depth gauge\ndepth 1.0\n"
 
 
 def test_encode_current_defaults_to_the_default_registry() -> None:
@@ -348,6 +359,7 @@ def test_encode_metrics_groups_families_by_kind() -> None:
         "# HELP jobs_total Jobs\n"
         "# TYPE jobs_total counter\n"
         "jobs_total 4.0\n"
+        "# HELP temperature temperature\n"
         "# TYPE temperature untyped\n"
         "temperature 21.5\n"
     )
@@ -363,6 +375,7 @@ def test_encode_metrics_openmetrics() -> None:
         "# HELP jobs Jobs\n"
         "# TYPE jobs counter\n"
         "jobs_total 4.0\n"
+        "# HELP temperature temperature\n"
         "# TYPE temperature unknown\n"
         "temperature 21.5\n"
         "# EOF\n"
@@ -377,7 +390,7 @@ def test_encode_metrics_newest_kind_wins_a_family_name() -> None:
         _point("jobs_total", 1.0, 4, kind="counter"),
         _point("jobs", 2.0, 7, kind="gauge"),  # the metric was redefined later
     ]
-    assert encode_metrics(points) == "# TYPE jobs gauge\njobs 7.0\n"
+    assert encode_metrics(points) == "# HELP jobs jobs\n# TYPE jobs gauge\njobs 7.0\n"
 
 
 def test_encode_metrics_help_comes_from_the_newest_point_with_help() -> None:

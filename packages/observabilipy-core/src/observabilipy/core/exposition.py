@@ -62,8 +62,9 @@ def _header(out: list[str], name: str, kind: str, help: str, unit: str, openmetr
     # prometheus_client writes it); OpenMetrics names the family without the suffix.
     if kind == "counter" and not openmetrics:
         name += "_total"
-    if help:
-        out.append(f"# HELP {name} {_escape_help(help, openmetrics)}\n")
+    # A family made without help text (e.g. by the counter() helper) is described by
+    # its name: scrapers accept a missing HELP, but promtool's lint rejects it.
+    out.append(f"# HELP {name} {_escape_help(help or name, openmetrics)}\n")
     if kind == "untyped" and openmetrics:
         kind = "unknown"
     out.append(f"# TYPE {name} {kind}\n")
@@ -139,7 +140,8 @@ def encode_metrics(samples: Iterable[MetricSample], *, openmetrics: bool = False
     of a histogram belong to family ``x``); when samples of different kinds
     map to one family name, the kind of the newest wins.  Samples without a
     kind are exposed as ``untyped`` (``unknown`` in OpenMetrics).  ``# HELP``
-    is the newest non-empty help among the family's samples.
+    is the newest non-empty help among the family's samples (the family name when
+    none has help: promtool's lint wants HELP on every family).
 
     >>> from observabilipy.core.models import MetricSample
     >>> points = [
@@ -151,6 +153,7 @@ def encode_metrics(samples: Iterable[MetricSample], *, openmetrics: bool = False
     # HELP jobs_total Jobs
     # TYPE jobs_total counter
     jobs_total 3.0
+    # HELP temperature temperature
     # TYPE temperature untyped
     temperature 21.5
     """

@@ -18,7 +18,12 @@ backend through both its sync and its async methods (see
 
 from __future__ import annotations
 
-import pytest
+try:
+    import pytest
+except ImportError as exc:  # pragma: no cover - exercised by the isolated-install check
+    raise ImportError(
+        "observabilipy.core.testing needs pytest: pip install 'observabilipy-core[testing]'"
+    ) from exc
 
 # Before the import below, so failing contract checks show pytest's detailed diffs.
 pytest.register_assert_rewrite("observabilipy.core.testing.storage_contract")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -163,6 +164,7 @@ def test_writes_during_retention_are_never_lost() -> None:
         while not done.is_set():
             storage.delete_before_sync(5.0)
             storage.delete_by_level_before_sync("debug", 5.0)
+            time.sleep(0)  # let the writer run: a tight loop would starve it for seconds
 
     cleaner = threading.Thread(target=retention)
     cleaner.start()

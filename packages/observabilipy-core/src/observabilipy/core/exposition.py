@@ -60,11 +60,12 @@ def _escape_help(text: str, openmetrics: bool) -> str:
 def _header(out: list[str], name: str, kind: str, help: str, unit: str, openmetrics: bool) -> None:
     # In the 0.0.4 format a counter family is named after its `_total` samples (as
     # prometheus_client writes it); OpenMetrics names the family without the suffix.
-    if kind == "counter" and not openmetrics:
-        name += "_total"
     # A family made without help text (e.g. by the counter() helper) is described by
     # its name: scrapers accept a missing HELP, but promtool's lint rejects it.
-    out.append(f"# HELP {name} {_escape_help(help or name, openmetrics)}\n")
+    help = help or name
+    if kind == "counter" and not openmetrics:
+        name += "_total"
+    out.append(f"# HELP {name} {_escape_help(help, openmetrics)}\n")
     if kind == "untyped" and openmetrics:
         kind = "unknown"
     out.append(f"# TYPE {name} {kind}\n")

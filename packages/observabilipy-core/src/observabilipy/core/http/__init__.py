@@ -27,6 +27,7 @@ from observabilipy.core.http.access import AccessCheck, basic_auth, bearer_token
 from observabilipy.core.http.api import ROUTES, AsyncResponse, ObservabilityAPI, Request, Response
 from observabilipy.core.http.health import HealthCheck
 from observabilipy.core.http.params import ParameterError
+from observabilipy.core.http.telemetry import RequestScope, RequestTelemetry
 
 __all__ = [
     "ROUTES",
@@ -36,6 +37,8 @@ __all__ = [
     "ParameterError",
     "ObservabilityAPI",
     "Request",
+    "RequestScope",
+    "RequestTelemetry",
     "Response",
     "basic_auth",
     "bearer_token",

@@ -1,29 +1,27 @@
 """The observabilipy demo: a small simulated service that records logs and metrics.
 
 It serves a few fake requests with the standard library's logging, a metrics
-registry and the embedded runtime, then prints what each HTTP endpoint will serve
-(the web adapters come in a later release).  Run it with ``hatch run demo``.
+registry and the embedded runtime, storing everything in a SQLite file, then
+prints what each HTTP endpoint serves.  Run it with ``hatch run demo``; the file
+(``observabilipy-demo.db`` unless ``--db`` names another) stays for you to look at.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import random
-import sys
 import time
 
 from observabilipy.core import (
     EmbeddedRuntime,
-    InMemoryLogStorage,
-    InMemoryMetricsStorage,
     ObservabilipyHandler,
     Registry,
     RetentionPolicy,
-    encode_current,
-    encode_logs_ndjson,
     encode_metrics_ndjson,
     log_context,
 )
+from observabilipy.sqlite import SQLiteDatabase, SQLiteLogStorage, SQLiteMetricsStorage
 
 ROUTES = ("/", "/users/{id}", "/orders/{id}")
 
@@ -69,10 +67,12 @@ def show(title: str, body: str, *, lines: int = 12) -> None:
         print(f"... ({len(shown) - lines} more lines)")
 
 
-def main(requests: int = 200) -> None:
-    """Run the demo and print each endpoint's answer."""
-    logs, metrics = InMemoryLogStorage(), InMemoryMetricsStorage()
+def main(requests: int = 200, db: str = "observabilipy-demo.db") -> None:
+    """Run the demo on the SQLite file ``db`` and print each endpoint's answer."""
     registry = Registry()
+    database = SQLiteDatabase(db)
+    logs = SQLiteLogStorage(database)
+    metrics = SQLiteMetricsStorage(database, registry=registry)
     handler = ObservabilipyHandler(logs)
     logger = logging.getLogger("demo.shop")
     logger.setLevel(logging.INFO)
@@ -90,23 +90,26 @@ def main(requests: int = 200) -> None:
     with runtime:
         serve_fake_traffic(registry, logger, requests=requests)
         handler.flush()
+    database.flush()
     elapsed = time.perf_counter() - started
 
-    show("GET /metrics/prometheus", encode_current(registry), lines=20)
-    show(
-        "GET /metrics?name=http_requests (NDJSON history)",
-        b"".join(encode_metrics_ndjson(metrics.read_sync(name="http_requests", limit=6))).decode(),
-    )
-    show(
-        "GET /logs?min_level=warning (NDJSON)",
-        b"".join(encode_logs_ndjson(logs.read_sync(min_level="warning", limit=4))).decode(),
-    )
+    # What every worker sharing the file would answer: its live values plus the others'.
+    show("GET /metrics/prometheus", metrics.exposition(registry=registry), lines=20)
+    history = encode_metrics_ndjson(metrics.read_sync(name="http_requests", limit=6))
+    show("GET /metrics?name=http_requests (NDJSON history)", b"".join(history).decode())
+    warnings = logs.read_ndjson_sync(min_level="warning", limit=4)
+    show("GET /logs?min_level=warning (NDJSON)", b"".join(warnings).decode())
     print(
         f"\n{requests} requests, {logs.count_sync()} log entries and "
-        f"{metrics.count_sync()} stored metric points in {elapsed * 1000:.0f} ms"
+        f"{metrics.count_sync()} stored metric points in {elapsed * 1000:.0f} ms, in {db}"
     )
     handler.close()
+    database.close()
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 200)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("requests", nargs="?", type=int, default=200)
+    parser.add_argument("--db", default="observabilipy-demo.db", help="the SQLite file to use")
+    arguments = parser.parse_args()
+    main(arguments.requests, arguments.db)

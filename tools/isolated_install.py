@@ -88,6 +88,8 @@ TEST_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "observabilipy-core": ("prometheus-client>=0.20",),
     "observabilipy-asgi": ("httpx>=0.27", "uvicorn>=0.30", "starlette>=0.36"),
     "observabilipy-fastapi": ("httpx>=0.27", "uvicorn>=0.30"),
+    "observabilipy-wsgi": ("flask>=3", "gunicorn>=22"),
+    "observabilipy-django": ("gunicorn>=22", "uvicorn>=0.30"),
 }
 
 STEPS = ("build", "install", "dependencies", "imports", "tests")

@@ -86,6 +86,7 @@ ALLOWED_EXTRA_REQUIREMENTS: dict[str, frozenset[str]] = {
 BASE_TEST_REQUIREMENTS = ("pytest>=8", "pytest-asyncio>=0.24")
 TEST_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "observabilipy-core": ("prometheus-client>=0.20",),
+    "observabilipy-sqlite": ("prometheus-client>=0.20",),
     "observabilipy-asgi": ("httpx>=0.27", "uvicorn>=0.30", "starlette>=0.36"),
     "observabilipy-fastapi": ("httpx>=0.27", "uvicorn>=0.30"),
     "observabilipy-wsgi": ("flask>=3", "gunicorn>=22"),

@@ -167,6 +167,7 @@ class ObservabilipyHandler(logging.Handler):
         self._queue_size = queue_size
         self._batch_size = batch_size
         self._closed = False
+        self._reopen_lock = threading.Lock()
         self._writer = _Writer(
             self._queue,
             storage,
@@ -226,7 +227,9 @@ class ObservabilipyHandler(logging.Handler):
         Only the message and the context are taken here; everything else is
         done on the writer thread.  A full queue drops the record (counted).
         """
-        if self._closed or _get_ident() in _writer_threads:
+        if _get_ident() in _writer_threads:
+            return
+        if self._closed and not self._reopen():
             return
         try:
             message = self.format(record) if self.formatter else record.getMessage()
@@ -269,19 +272,35 @@ class ObservabilipyHandler(logging.Handler):
     def close(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Flush (waiting at most ``timeout`` seconds), stop the writer thread, detach.
 
-        Records logged after close() are ignored.  The storage stays open: close
-        it yourself once every handler writing to it is closed.  Calling close()
-        again does nothing.
+        A record logged after close() reopens the handler, as logging.FileHandler
+        reopens its file: logging.config.dictConfig() (which uvicorn, Django and
+        others call at start-up) closes every existing handler but leaves it
+        attached to its loggers, and those records must not vanish.  The storage
+        stays open: close it yourself once every handler writing to it is closed.
+        Calling close() again does nothing.
 
         >>> from observabilipy.core.storage import InMemoryLogStorage
         >>> handler = ObservabilipyHandler(InMemoryLogStorage())
         >>> handler.close(timeout=1.0)
         >>> handler.close()
         """
-        if not self._closed:
-            self._closed = True
-            self._writer.close(timeout)
+        with self._reopen_lock:
+            if not self._closed:
+                self._closed = True
+                self._writer.close(timeout)
         super().close()
+
+    def _reopen(self) -> bool:
+        """Start a new writer after close(); False if the old one is still stuck."""
+        with self._reopen_lock:
+            if self._closed:
+                old = self._writer.thread
+                if old is not None and old.is_alive():
+                    return False  # stuck on a hung storage: ignore records, never wait
+                self._writer.stopping = False
+                self._writer.start()
+                self._closed = False
+        return True
 
 
 class _DropCounter:

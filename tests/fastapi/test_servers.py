@@ -62,12 +62,16 @@ def test_uvicorn_four_workers_on_one_sqlite_file(tmp_path: Path) -> None:
             status, headers, _ = get(port, f"/items/{n}")
             assert status == 200
             pids.add(headers["x-pid"])
+        # Each scrape is answered by one worker: its live counts plus the others' last
+        # snapshots.  Wait until every worker has snapshotted (several scrapes in a
+        # row agree), not merely until one lucky scrape adds up.
         deadline = time.monotonic() + 30
-        while True:
+        agreeing = 0
+        while agreeing < 8 and time.monotonic() < deadline:
             total = sum_samples(get(port, PROMETHEUS)[2].decode(), "http_requests_total")
-            if total == requests or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+            agreeing = agreeing + 1 if total == requests else 0
+            if agreeing == 0:
+                time.sleep(0.2)
         totals = [
             sum_samples(get(port, PROMETHEUS)[2].decode(), "http_requests_total") for _ in range(12)
         ]

@@ -18,7 +18,7 @@ arrives and :meth:`RequestScope.finish` once its status is known:
   here, never a label), ``status``, ``duration_seconds`` and ``request_id``;
 - a request id taken from the ``x-request-id`` header when it is 1 to 128
   characters of ``A-Z a-z 0-9 . _ : -`` (anything else is replaced by a new
-  id, never logged), otherwise a new uuid4 hex; it is merged into the log
+  id, never logged), otherwise a new 32-hex-digit id; it is merged into the log
   context (``request_id`` and ``method``, the caller's fields kept) for the
   handler's own logs until the request finishes, and echoed in the response.
 
@@ -46,11 +46,12 @@ logger.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import threading
 import time
-import uuid
 from collections.abc import Collection, Mapping, Sequence
 from contextvars import Token
 from typing import Final
@@ -378,7 +379,7 @@ class RequestScope:
             request_id = (
                 given
                 if given is not None and _REQUEST_ID.fullmatch(given) is not None
-                else uuid.uuid4().hex
+                else _new_request_id()
             )
             self.request_id = request_id
             current = _LOG_CONTEXT.get()
@@ -442,6 +443,26 @@ class RequestScope:
     def __repr__(self) -> str:
         """Method, path and request id."""
         return f"<RequestScope {self.method} {self.path[:_MAX_PATH]!r} id={self.request_id!r}>"
+
+
+# New request ids: a random per-process prefix and a counter, 32 hex digits like a
+# uuid4 hex but without a urandom call per request (ids need to be unique, not secret).
+_id_prefix = os.urandom(8).hex()
+_id_counter = itertools.count(1)
+
+
+def _new_request_id() -> str:
+    return f"{_id_prefix}{next(_id_counter):016x}"
+
+
+def _after_fork_in_child() -> None:
+    global _id_prefix, _id_counter
+    _id_prefix = os.urandom(8).hex()
+    _id_counter = itertools.count(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _loggable_path(path: str) -> str:

@@ -367,3 +367,41 @@ def wait_for(condition: Callable[[], bool]) -> None:
             return
         done.wait(TICK)
     raise AssertionError("condition never became true")
+
+
+def test_at_exit_the_last_snapshot_is_exported_and_the_exporter_closed() -> None:
+    code = textwrap.dedent(
+        """
+        from observabilipy.core.metrics import Registry
+        from observabilipy.core.runtime import EmbeddedRuntime
+        from observabilipy.core.storage import InMemoryMetricsStorage
+
+        class Printer:
+            name, signals = "printer", frozenset({"metrics"})
+            async def export_logs(self, entries): ...
+            async def export_metrics(self, samples):
+                async for sample in samples:
+                    if sample.name == "jobs_total":
+                        print("exported", sample.name, sample.value, flush=True)
+            async def close(self):
+                print("closed", flush=True)
+
+        registry = Registry()
+        jobs = registry.counter("jobs")
+        EmbeddedRuntime(metrics_storage=InMemoryMetricsStorage(), registry=registry,
+                        exporters=[Printer()], snapshot_interval=3600,
+                        export_interval=3600).start()
+        for _ in range(3):
+            jobs.inc()
+        """
+    )
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.splitlines() == ["exported jobs_total 3.0", "closed"]
+
+
+def test_status_lists_no_exporters_when_there_are_none(registry: Registry) -> None:
+    runtime = EmbeddedRuntime(metrics_storage=InMemoryMetricsStorage(), registry=registry)
+    assert runtime.status()["exporters"] == {}
+    assert runtime.export_now() == {}
+    assert registry.get("observabilipy_export_items") is None  # no export series at all

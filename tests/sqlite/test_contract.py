@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,10 @@ class TestLogStorageOnAFile(LogStorageContract):
         storage = SQLiteLogStorage(tmp_path / "obs.db")
         yield storage
         storage.close_sync()
+
+    @pytest.fixture
+    def reopen_log_storage(self, tmp_path: Path) -> Callable[[], SQLiteLogStorage]:
+        return lambda: SQLiteLogStorage(tmp_path / "obs.db")
 
 
 class TestLogStorageInMemory(LogStorageContract):
@@ -44,6 +48,10 @@ class TestMetricsStorageOnAFile(MetricsStorageContract):
         storage = SQLiteMetricsStorage(tmp_path / "obs.db", registry=Registry())
         yield storage
         storage.close_sync()
+
+    @pytest.fixture
+    def reopen_metrics_storage(self, tmp_path: Path) -> Callable[[], SQLiteMetricsStorage]:
+        return lambda: SQLiteMetricsStorage(tmp_path / "obs.db", registry=Registry())
 
 
 class TestMetricsStorageInMemory(MetricsStorageContract):

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from observabilipy.core import Registry
-from observabilipy.sqlite import SQLiteLogStorage
+from observabilipy.sqlite import SCHEMA_VERSION, SQLiteLogStorage
 
 _WRITER = """
     import sys
     from observabilipy.core import LogEntry, Registry
-    from observabilipy.sqlite import SQLiteLogStorage
+    from observabilipy.sqlite import SCHEMA_VERSION, SQLiteLogStorage
 
     path, every = sys.argv[1], int(sys.argv[2])
     storage = SQLiteLogStorage(path, registry=Registry(), flush_interval=0.005)
@@ -86,7 +86,7 @@ def test_a_writer_killed_mid_stream_keeps_every_acknowledged_entry(
 _PRODUCER = """
     import sys
     from observabilipy.core import LogEntry, Registry
-    from observabilipy.sqlite import SQLiteLogStorage
+    from observabilipy.sqlite import SCHEMA_VERSION, SQLiteLogStorage
 
     path, worker, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
     storage = SQLiteLogStorage(path, registry=Registry(), flush_interval=0.01)
@@ -102,7 +102,7 @@ _PRODUCER = """
 _READER = """
     import asyncio, json, sys, time
     from observabilipy.core import Registry
-    from observabilipy.sqlite import SQLiteLogStorage
+    from observabilipy.sqlite import SCHEMA_VERSION, SQLiteLogStorage
 
     path, expected = sys.argv[1], int(sys.argv[2])
     storage = SQLiteLogStorage(path, registry=Registry())
@@ -180,6 +180,8 @@ def test_processes_opening_a_new_file_at_once_create_it_once(
         _, err = process.communicate(timeout=60)
         assert process.returncode == 0, err
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT value FROM observabilipy_meta").fetchall() == [("1",)]
+    assert conn.execute("SELECT value FROM observabilipy_meta").fetchall() == [
+        (str(SCHEMA_VERSION),)
+    ]
     assert conn.execute("SELECT count(*) FROM logs").fetchone() == (4,)
     conn.close()

@@ -102,13 +102,18 @@ def test_an_older_file_is_upgraded_by_the_migrations_it_lacks(
         conn.execute("CREATE TABLE notes (text TEXT)")
         conn.execute("INSERT INTO notes VALUES ('upgraded')")
 
-    upgraded = [*schema_module.MIGRATIONS, Migration(2, "notes", add_notes)]
+    upgraded = [
+        *schema_module.MIGRATIONS,
+        Migration(schema_module.SCHEMA_VERSION + 1, "notes", add_notes),
+    ]
     monkeypatch.setattr(schema_module, "MIGRATIONS", upgraded)
     storage = SQLiteLogStorage(db_path, registry=Registry())
     assert [e.message for e in storage.read_sync()] == ["before the upgrade"]
     storage.close_sync()
     conn = raw_connection(db_path)
-    assert conn.execute("SELECT value FROM observabilipy_meta").fetchone() == ("2",)
+    assert conn.execute("SELECT value FROM observabilipy_meta").fetchone() == (
+        str(schema_module.SCHEMA_VERSION + 1),
+    )
     assert conn.execute("SELECT text FROM notes").fetchall() == [("upgraded",)]
     # Opening again runs nothing twice.
     SQLiteDatabase(db_path, registry=Registry()).close()
@@ -125,13 +130,17 @@ def test_a_failing_migration_leaves_the_file_as_it_was(
         raise RuntimeError("migration bug")
 
     monkeypatch.setattr(
-        schema_module, "MIGRATIONS", [*schema_module.MIGRATIONS, Migration(2, "bad", broken)]
+        schema_module,
+        "MIGRATIONS",
+        [*schema_module.MIGRATIONS, Migration(schema_module.SCHEMA_VERSION + 1, "bad", broken)],
     )
     with pytest.raises(RuntimeError, match="migration bug"):
         SQLiteDatabase(db_path, registry=Registry())
     conn = raw_connection(db_path)
     assert "half_done" not in _tables(conn)
-    assert conn.execute("SELECT value FROM observabilipy_meta").fetchone() == ("1",)
+    assert conn.execute("SELECT value FROM observabilipy_meta").fetchone() == (
+        str(schema_module.SCHEMA_VERSION),
+    )
 
 
 def test_an_observabilipy_1x_file_is_adopted(db_path: Path, raw_connection: Connect) -> None:

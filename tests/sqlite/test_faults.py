@@ -136,9 +136,15 @@ def test_read_only_needs_an_existing_current_file(
         SQLiteDatabase(db_path, read_only=True)
     assert not db_path.exists()
     _filled(db_path)
-    upgraded = [*schema_module.MIGRATIONS, Migration(2, "later", lambda conn, path: None)]
+    upgraded = [
+        *schema_module.MIGRATIONS,
+        Migration(schema_module.SCHEMA_VERSION + 1, "later", lambda conn, path: None),
+    ]
     monkeypatch.setattr(schema_module, "MIGRATIONS", upgraded)
-    with pytest.raises(SQLiteStorageError, match="older than 2 and the file is opened read_only"):
+    with pytest.raises(
+        SQLiteStorageError,
+        match=f"older than {schema_module.SCHEMA_VERSION + 1} and the file is opened read_only",
+    ):
         SQLiteDatabase(db_path, read_only=True)
 
 

@@ -38,6 +38,16 @@ from observabilipy.core.encoding import (
     metric_sample_to_dict,
 )
 from observabilipy.core.errors import ConfigurationError, ObservabilityError, ValidationError
+from observabilipy.core.export import (
+    ExporterPort,
+    ExportError,
+    PermanentExportError,
+    RetryableExportError,
+    Signal,
+    export_error_for_status,
+    parse_retry_after,
+)
+from observabilipy.core.exporting import ExporterStatus
 from observabilipy.core.exposition import (
     CONTENT_TYPE_OPENMETRICS,
     CONTENT_TYPE_PROMETHEUS,
@@ -187,4 +197,13 @@ __all__ = [
     "apply_metrics_retention_sync",
     "EmbeddedRuntime",
     "ObservabilipyHandler",
+    # export (store-and-forward to central infrastructure)
+    "ExporterPort",
+    "ExporterStatus",
+    "Signal",
+    "ExportError",
+    "RetryableExportError",
+    "PermanentExportError",
+    "export_error_for_status",
+    "parse_retry_after",
 ]

@@ -14,6 +14,14 @@ Reading rules shared by every backend (checked by :mod:`observabilipy.core.testi
   (both case-insensitive, ``WARN`` meaning ``WARNING``);
 - ``limit`` caps how many come back (``None``: all); reads stream.
 
+Export cursors (where store-and-forward export resumes, see
+:mod:`observabilipy.core.exporting`): each storage keeps, per key (an exporter's name), the id of the last entry that
+exporter delivered.  ``load_cursor`` gives None for a key never saved, else
+the value ``save_cursor`` last kept (at once, from any thread); a backend that
+persists keeps cursors across closing and reopening (committed with its other
+writes, at the latest at close); cursors outlive ``clear`` and deletes.  ``count_after(after)`` says how many stored entries have ``id > after``
+(all of them for None): an exporter's backlog, answered from the ids alone.
+
 >>> from observabilipy.core import InMemoryLogStorage
 >>> isinstance(InMemoryLogStorage(), LogStoragePort)
 True
@@ -63,6 +71,15 @@ class LogStoragePort(Protocol):
     async def delete_oldest(self, count: int) -> int:
         """Delete the ``count`` earliest-written entries; return how many went."""
 
+    async def load_cursor(self, key: str) -> int | None:
+        """The id saved under ``key`` by :meth:`save_cursor` (None: never saved)."""
+
+    async def save_cursor(self, key: str, value: int) -> None:
+        """Keep ``value`` (an id, >= 0) under ``key``, replacing what was there."""
+
+    async def count_after(self, after: int | None) -> int:
+        """How many stored entries have ``id > after`` (None: how many are stored)."""
+
     async def clear(self) -> None:
         """Delete everything."""
 
@@ -100,6 +117,15 @@ class LogStoragePort(Protocol):
 
     def delete_oldest_sync(self, count: int) -> int:
         """Synchronous twin of :meth:`delete_oldest`."""
+
+    def load_cursor_sync(self, key: str) -> int | None:
+        """Synchronous twin of :meth:`load_cursor`."""
+
+    def save_cursor_sync(self, key: str, value: int) -> None:
+        """Synchronous twin of :meth:`save_cursor`."""
+
+    def count_after_sync(self, after: int | None) -> int:
+        """Synchronous twin of :meth:`count_after`."""
 
     def clear_sync(self) -> None:
         """Synchronous twin of :meth:`clear`."""
@@ -142,6 +168,15 @@ class MetricsStoragePort(Protocol):
     async def delete_oldest(self, count: int) -> int:
         """Delete the ``count`` earliest-written samples; return how many went."""
 
+    async def load_cursor(self, key: str) -> int | None:
+        """The id saved under ``key`` by :meth:`save_cursor` (None: never saved)."""
+
+    async def save_cursor(self, key: str, value: int) -> None:
+        """Keep ``value`` (an id, >= 0) under ``key``, replacing what was there."""
+
+    async def count_after(self, after: int | None) -> int:
+        """How many stored samples have ``id > after`` (None: how many are stored)."""
+
     async def clear(self) -> None:
         """Delete everything."""
 
@@ -172,6 +207,15 @@ class MetricsStoragePort(Protocol):
 
     def delete_oldest_sync(self, count: int) -> int:
         """Synchronous twin of :meth:`delete_oldest`."""
+
+    def load_cursor_sync(self, key: str) -> int | None:
+        """Synchronous twin of :meth:`load_cursor`."""
+
+    def save_cursor_sync(self, key: str, value: int) -> None:
+        """Synchronous twin of :meth:`save_cursor`."""
+
+    def count_after_sync(self, after: int | None) -> int:
+        """Synchronous twin of :meth:`count_after`."""
 
     def clear_sync(self) -> None:
         """Synchronous twin of :meth:`clear`."""

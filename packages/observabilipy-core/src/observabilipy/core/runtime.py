@@ -1,4 +1,4 @@
-"""The embedded runtime: background snapshots of the metric registry and retention.
+"""The embedded runtime: background snapshots of the metric registry, retention, export.
 
 Recording a metric is an in-memory add on a :class:`~observabilipy.core.metrics.Registry`.
 :class:`EmbeddedRuntime` turns that into history: every ``snapshot_interval``
@@ -6,6 +6,10 @@ seconds it writes the registry's cumulative values into metrics storage, and
 every ``retention_interval`` seconds it applies the retention policies.  It runs
 on one daemon thread, so Flask, Django, plain scripts and asyncio apps all use it
 the same way, and it stops (with a last snapshot) at interpreter exit.
+
+Given ``exporters``, it also forwards what the storages hold to them, every
+``export_interval`` seconds, on a second daemon thread (store-and-forward with
+persisted cursors and backoff: see :mod:`observabilipy.core.exporting`).
 
 >>> from observabilipy.core.metrics import Registry
 >>> from observabilipy.core.storage import InMemoryMetricsStorage
@@ -23,26 +27,31 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
 import logging
 import math
 import os
-import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Final, TypedDict
 
 from observabilipy.core.errors import ConfigurationError
+from observabilipy.core.export import ExporterPort
+from observabilipy.core.exporting import (
+    ExporterStatus,
+    Exports,
+    ExportSettings,
+    check_exporters,
+    report,
+)
 from observabilipy.core.metrics import Registry, default_registry
 from observabilipy.core.models import LevelRetentionPolicy, RetentionPolicy
 from observabilipy.core.ports import LogStoragePort, MetricsStoragePort
 from observabilipy.core.retention import apply_log_retention_sync, apply_metrics_retention_sync
+from observabilipy.core.storage.memory import check_capacity
 
-__all__ = ["EmbeddedRuntime", "RuntimeStatus"]
-
-_logger = logging.getLogger("observabilipy")
+__all__ = ["EmbeddedRuntime", "ExporterStatus", "RuntimeStatus"]
 
 # All runtimes share one exit budget, so a hung storage delays exit by this much at most.
 _EXIT_TIMEOUT: Final = 5.0
@@ -56,8 +65,11 @@ class RuntimeStatus(TypedDict):
     last_retention: float | None
     last_error: str | None
     last_error_at: float | None
-    #: Failed tasks since the last task that succeeded.
+    #: Failed tasks since the last task that succeeded (export failures not included:
+    #: they are each exporter's own, below).
     consecutive_failures: int
+    #: Per exporter name: its state, backlog, last success and error, cursors.
+    exporters: dict[str, ExporterStatus]
 
 
 class EmbeddedRuntime:
@@ -72,6 +84,19 @@ class EmbeddedRuntime:
     storage raises) is logged once per failure streak on the ``observabilipy``
     logger, recorded in :meth:`status`, and tried again at its next interval;
     it never ends the loop.  The runtime never closes the storages.
+
+    ``exporters`` (each an :class:`~observabilipy.core.export.ExporterPort` with
+    its own name) get what the storages hold, read behind cursors kept in the
+    storages: at start, then every ``export_interval`` seconds (60 by default),
+    each drains its backlog in batches of at most ``export_batch_size`` items
+    (1,000); an attempt that fails or takes longer than ``export_timeout`` seconds
+    (30) is tried again
+    after an exponential backoff with full jitter from ``export_backoff_initial``
+    (1) up to ``export_backoff_max`` (300) seconds, or after the collector's
+    ``Retry-After`` (up to the same cap).  The rules, and the metrics the
+    runtime counts in ``registry``, are in :mod:`observabilipy.core.exporting`.
+    :meth:`stop` makes a last export attempt and closes the exporters, within
+    its timeout.
 
     Use :meth:`start` / :meth:`stop`, ``with runtime:`` or, in asyncio code,
     ``await runtime.astart()`` / ``await runtime.astop()`` or ``async with runtime:``.
@@ -96,9 +121,30 @@ class EmbeddedRuntime:
         log_retention: RetentionPolicy | LevelRetentionPolicy | None = None,
         metrics_retention: RetentionPolicy | None = None,
         retention_interval: float = 60.0,
+        exporters: Sequence[ExporterPort] = (),
+        export_interval: float = 60.0,
+        export_batch_size: int = 1_000,
+        export_timeout: float = 30.0,
+        export_backoff_initial: float = 1.0,
+        export_backoff_max: float = 300.0,
     ) -> None:
         self._snapshot_interval = _check_interval(snapshot_interval, "snapshot_interval")
         self._retention_interval = _check_interval(retention_interval, "retention_interval")
+        settings = ExportSettings(
+            interval=_check_interval(export_interval, "export_interval"),
+            batch_size=check_capacity(export_batch_size, field="export_batch_size"),
+            timeout=_check_interval(export_timeout, "export_timeout"),
+            backoff_initial=_check_interval(export_backoff_initial, "export_backoff_initial"),
+            backoff_max=_check_interval(export_backoff_max, "export_backoff_max"),
+        )
+        if settings.backoff_max < settings.backoff_initial:
+            raise ConfigurationError(
+                f"export_backoff_max: must be >= export_backoff_initial "
+                f"({settings.backoff_initial:g}), got {settings.backoff_max:g}"
+            )
+        checked_exporters = check_exporters(
+            exporters, log_storage=log_storage, metrics_storage=metrics_storage
+        )
         if log_retention is not None and log_storage is None:
             raise ConfigurationError("log_retention: needs log_storage to apply it to")
         if metrics_retention is not None and metrics_storage is None:
@@ -128,6 +174,17 @@ class EmbeddedRuntime:
         self._last_error_at: float | None = None
         self._failures = 0
         self._failing: set[str] = set()
+        self._exports = (
+            Exports(
+                checked_exporters,
+                log_storage=log_storage,
+                metrics_storage=metrics_storage,
+                registry=self._registry,
+                settings=settings,
+            )
+            if checked_exporters
+            else None
+        )
 
     def _reinit_locks(self) -> None:
         # Runs again in a forked child, where a lock held by a parent thread stays held.
@@ -171,26 +228,34 @@ class EmbeddedRuntime:
             )
             _running.add(self)
             self._thread.start()
+            if self._exports is not None:
+                self._exports.start()
 
     def stop(self, timeout: float = 5.0) -> bool:
-        """Take a last snapshot, then stop the thread; True if it ended within ``timeout``.
+        """Take a last snapshot, export once more, stop; True if all ended within ``timeout``.
 
-        Safe to call more than once and when never started.  Never waits longer
-        than ``timeout`` seconds, even when the storage hangs.
+        Then each exporter's ``close()`` is awaited.  Safe to call more than once
+        and when never started.  Never waits longer than ``timeout`` seconds,
+        even when the storage or a collector hangs.
 
         >>> EmbeddedRuntime().stop()
         True
         """
+        deadline = time.monotonic() + max(timeout, 0.0)
         with self._state_lock:
             thread = self._thread
             _running.discard(self)
-        if thread is None or not thread.is_alive():
-            return True
-        self._stop_event.set()
-        if thread is threading.current_thread():
-            return False
-        thread.join(max(timeout, 0.0))
-        return not thread.is_alive()
+        ended = True
+        if thread is not None and thread.is_alive():
+            self._stop_event.set()
+            if thread is threading.current_thread():
+                return False
+            # The last snapshot first, so that the last export carries it.
+            thread.join(max(deadline - time.monotonic(), 0.0))
+            ended = not thread.is_alive()
+        if self._exports is not None:
+            ended = self._exports.stop(deadline=deadline) and ended
+        return ended
 
     async def astart(self) -> None:
         """:meth:`start` for asyncio code (the blocking part runs in a worker thread)."""
@@ -247,6 +312,8 @@ class EmbeddedRuntime:
         storage = self._metrics_storage
         if storage is None:
             return 0
+        if self._exports is not None:
+            self._exports.refresh_lag()
         with self._work_lock:
             samples = self._registry.snapshot()
             storage.write_many_sync(samples)
@@ -277,14 +344,51 @@ class EmbeddedRuntime:
         self._last_retention = time.time()
         return deleted
 
+    def export_now(self) -> dict[str, dict[str, int]]:
+        """Send every exporter's backlog now; return the items delivered per exporter and signal.
+
+        For tests and scripts: it ignores backoff, and handles failures as the
+        background loop does (counted, logged, in :meth:`status`; never raised).
+        It runs on the exporters' thread, or on this one when the runtime is not
+        started; from a coroutine, use :meth:`aexport_now`.  Without exporters
+        it returns ``{}``.
+
+        >>> from observabilipy.core.models import LogEntry
+        >>> from observabilipy.core.storage import InMemoryLogStorage
+        >>> class Counting:
+        ...     name, signals, sent = "counting", frozenset({"logs"}), 0
+        ...     async def export_logs(self, entries):
+        ...         self.sent += len([entry async for entry in entries])
+        ...     async def export_metrics(self, samples): ...
+        ...     async def close(self): ...
+        >>> logs = InMemoryLogStorage()
+        >>> logs.write_sync(LogEntry(timestamp=1.0, level="info", message="hello"))
+        >>> exporter = Counting()
+        >>> runtime = EmbeddedRuntime(log_storage=logs, exporters=[exporter], registry=Registry())
+        >>> runtime.export_now(), exporter.sent
+        ({'counting': {'logs': 1}}, 1)
+        >>> runtime.status()["exporters"]["counting"]["cursor"]
+        {'logs': 1}
+        >>> runtime.stop()
+        True
+        """
+        if self._exports is None:
+            return {}
+        return self._exports.export_now()
+
+    async def aexport_now(self) -> dict[str, dict[str, int]]:
+        """:meth:`export_now` for asyncio code (the event loop keeps running meanwhile)."""
+        return await asyncio.to_thread(self.export_now)
+
     def status(self) -> RuntimeStatus:
-        """What a health check needs: alive or not, last successes, last error.
+        """What a health check needs: alive or not, last successes, last error, exporters.
 
         Times are Unix seconds (None: not yet).  ``consecutive_failures`` counts
-        failed tasks since the last task that succeeded.
+        failed tasks since the last task that succeeded; ``exporters`` holds an
+        :class:`~observabilipy.core.exporting.ExporterStatus` per exporter.
 
         >>> sorted(EmbeddedRuntime().status())
-        ['consecutive_failures', 'last_error', 'last_error_at', 'last_retention', 'last_snapshot', 'running']
+        ['consecutive_failures', 'exporters', 'last_error', 'last_error_at', 'last_retention', 'last_snapshot', 'running']
         """
         return {
             "running": self.running,
@@ -293,6 +397,7 @@ class EmbeddedRuntime:
             "last_error": self._last_error,
             "last_error_at": self._last_error_at,
             "consecutive_failures": self._failures,
+            "exporters": {} if self._exports is None else self._exports.status(),
         }
 
     def _attempt(self, task: str, action: Callable[[], object]) -> None:
@@ -305,7 +410,7 @@ class EmbeddedRuntime:
             self._last_error_at = time.time()
             if task not in self._failing:
                 self._failing.add(task)
-                _report(
+                report(
                     logging.WARNING,
                     "observabilipy runtime: %s failed (%s: %s); retrying at each interval",
                     task,
@@ -316,7 +421,7 @@ class EmbeddedRuntime:
         self._failures = 0
         if task in self._failing:
             self._failing.discard(task)
-            _report(logging.INFO, "observabilipy runtime: %s works again", task)
+            report(logging.INFO, "observabilipy runtime: %s works again", task)
 
     def _run(self, stop: threading.Event) -> None:
         """The loop: each task at its own interval until ``stop`` is set, then a last snapshot."""
@@ -336,19 +441,8 @@ class EmbeddedRuntime:
     def _after_fork_in_child(self) -> None:
         self._reinit_locks()
         self._thread = None
-
-
-def _report(level: int, message: str, *args: object) -> None:
-    """Log on the ``observabilipy`` logger; if its handlers fail, fall back to stderr.
-
-    Logging may lead to a handler writing to the very storage that just failed:
-    whatever that handler raises (even a RecursionError) stays here, never in the loop.
-    """
-    try:
-        _logger.log(level, message, *args)
-    except Exception:
-        with contextlib.suppress(Exception):
-            sys.stderr.write(f"observabilipy: {message % args}\n")
+        if self._exports is not None:
+            self._exports.after_fork_in_child()
 
 
 def _check_interval(value: object, field: str) -> float:

@@ -970,8 +970,8 @@ class SQLiteDatabase:
         not close it.
 
         >>> db = SQLiteDatabase(":memory:")
-        >>> db.read(lambda conn: conn.execute("SELECT value FROM observabilipy_meta").fetchone())
-        ('1',)
+        >>> db.read(lambda conn: conn.execute("SELECT key FROM observabilipy_meta").fetchone())
+        ('schema_version',)
         >>> db.close()
         """
         self._refuse_if_closed()

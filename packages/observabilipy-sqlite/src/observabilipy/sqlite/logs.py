@@ -46,6 +46,7 @@ from observabilipy.sqlite.database import (
     insert_rows,
     rowcount_of,
 )
+from observabilipy.sqlite.schema import ExportCursors
 
 __all__ = ["SQLiteLogStorage"]
 
@@ -234,6 +235,7 @@ class SQLiteLogStorage:
             self._database = SQLiteDatabase(database, **database_options)
             self._owns_database = True
         self._database.register_batch_writer(LogEntry, insert_entries)
+        self._cursors = ExportCursors(self._database, "logs")
         self._closed = False
 
     @property
@@ -481,6 +483,38 @@ class SQLiteLogStorage:
         """Async twin of :meth:`count_by_level_sync`."""
         canonical = normalize_level(level)
         return await self._count("SELECT count(*) FROM logs WHERE level = ?", (canonical,))
+
+    def count_after_sync(self, after: int | None) -> int:
+        """How many entries have ``id > after`` (None: all); a range of the primary key."""
+        cursor = check_after(after)
+        return self._count_sync("SELECT count(*) FROM logs WHERE id > ?", (cursor or 0,))
+
+    async def count_after(self, after: int | None) -> int:
+        """Async twin of :meth:`count_after_sync`."""
+        cursor = check_after(after)
+        return await self._count("SELECT count(*) FROM logs WHERE id > ?", (cursor or 0,))
+
+    # --- export cursors (the ``export_cursors`` table, see ExportCursors) ---------------------
+
+    def load_cursor_sync(self, key: str) -> int | None:
+        """The export cursor saved under ``key`` (None: never saved)."""
+        self._refuse_if_closed()
+        return self._cursors.load_sync(key)
+
+    async def load_cursor(self, key: str) -> int | None:
+        """Async twin of :meth:`load_cursor_sync`."""
+        self._refuse_if_closed()
+        return await self._cursors.load(key)
+
+    def save_cursor_sync(self, key: str, value: int) -> None:
+        """Keep the export cursor ``value`` under ``key`` (queued, as writes are)."""
+        self._refuse_if_closed()
+        self._cursors.save_sync(key, value)
+
+    async def save_cursor(self, key: str, value: int) -> None:
+        """Async twin of :meth:`save_cursor_sync`."""
+        self._refuse_if_closed()
+        await self._cursors.save(key, value)
 
     # --- deleting (through the writer, so deletes serialise with writes) ----------------------
 

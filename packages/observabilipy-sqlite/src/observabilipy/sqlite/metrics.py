@@ -64,6 +64,7 @@ from observabilipy.sqlite.database import (
     insert_rows,
     rowcount_of,
 )
+from observabilipy.sqlite.schema import ExportCursors
 
 __all__ = ["SQLiteMetricsStorage", "process_incarnation"]
 
@@ -294,6 +295,7 @@ class SQLiteMetricsStorage:
         self._settings: dict[str, tuple[str, str | None]] = {}
         # A snapshot writes every series again: their texts are made once (writer thread only).
         self._series_texts: dict[tuple[object, ...], tuple[str, str, str, str]] = {}
+        self._cursors = ExportCursors(self._database, "metrics")
         self._closed = False
 
     @property
@@ -525,24 +527,62 @@ class SQLiteMetricsStorage:
 
     # --- counting and deleting ----------------------------------------------------------------
 
-    def count_sync(self) -> int:
-        """How many samples the history holds."""
+    def _count_sync(self, sql: str, params: tuple[object, ...] = ()) -> int:
         self._refuse_if_closed()
         self._database.flush_pending()
-        return int(self._database.execute("SELECT count(*) FROM metric_samples").fetchone()[0])
+        return int(self._database.execute(sql, params).fetchone()[0])
 
-    async def count(self) -> int:
-        """Async twin of :meth:`count_sync`."""
+    async def _count(self, sql: str, params: tuple[object, ...] = ()) -> int:
         self._refuse_if_closed()
         database = self._database
         await database.aflush_pending()
         async with database.aconnect() as conn:
             try:
-                async with conn.execute("SELECT count(*) FROM metric_samples") as cursor:
+                async with conn.execute(sql, params) as cursor:
                     row = await cursor.fetchone()
             except sqlite3.DatabaseError as exc:
                 raise database.read_error(exc) from exc
         return int(row[0]) if row is not None else 0
+
+    def count_sync(self) -> int:
+        """How many samples the history holds."""
+        return self._count_sync("SELECT count(*) FROM metric_samples")
+
+    async def count(self) -> int:
+        """Async twin of :meth:`count_sync`."""
+        return await self._count("SELECT count(*) FROM metric_samples")
+
+    def count_after_sync(self, after: int | None) -> int:
+        """How many history points have ``id > after`` (None: all); a range of the primary key."""
+        cursor = check_after(after)
+        return self._count_sync("SELECT count(*) FROM metric_samples WHERE id > ?", (cursor or 0,))
+
+    async def count_after(self, after: int | None) -> int:
+        """Async twin of :meth:`count_after_sync`."""
+        cursor = check_after(after)
+        return await self._count("SELECT count(*) FROM metric_samples WHERE id > ?", (cursor or 0,))
+
+    # --- export cursors (the ``export_cursors`` table, see ExportCursors) ---------------------
+
+    def load_cursor_sync(self, key: str) -> int | None:
+        """The export cursor saved under ``key`` (None: never saved)."""
+        self._refuse_if_closed()
+        return self._cursors.load_sync(key)
+
+    async def load_cursor(self, key: str) -> int | None:
+        """Async twin of :meth:`load_cursor_sync`."""
+        self._refuse_if_closed()
+        return await self._cursors.load(key)
+
+    def save_cursor_sync(self, key: str, value: int) -> None:
+        """Keep the export cursor ``value`` under ``key`` (queued, as writes are)."""
+        self._refuse_if_closed()
+        self._cursors.save_sync(key, value)
+
+    async def save_cursor(self, key: str, value: int) -> None:
+        """Async twin of :meth:`save_cursor_sync`."""
+        self._refuse_if_closed()
+        await self._cursors.save(key, value)
 
     def delete_before_sync(self, timestamp: float) -> int:
         """Delete history points with ``timestamp < timestamp``; return how many went.

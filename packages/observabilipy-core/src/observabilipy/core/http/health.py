@@ -1,17 +1,24 @@
 """What ``/health`` reports: each component's status, and the overall verdict.
 
-Components, each ``{"status": "pass"}`` or ``{"status": "fail", "error": "..."}``:
+Components, each ``{"status": "pass"}``, ``{"status": "warn", "warning": "..."}``
+or ``{"status": "fail", "error": "..."}``:
 
 - ``log_storage`` / ``metrics_storage`` (when given): reachable, i.e. a read of
   at most one entry succeeds;
 - ``runtime`` (when given): its thread runs and its last task did not fail,
-  with the details of :meth:`~observabilipy.core.runtime.EmbeddedRuntime.status`;
+  with the details of :meth:`~observabilipy.core.runtime.EmbeddedRuntime.status`
+  (``exporters``: each exporter's state, backlog, last success and error);
 - each custom check, under its own name: it passes when it returns True (sync
   or async); False, another value or an exception fails it.
 
-The document is ``{"status": "pass" | "fail", "components": {...}}`` and the
-status code 200 when every component passes, 503 otherwise.  Error texts are
-cut to 200 characters.
+An exporter that cannot deliver (a collector outage) or whose collector refuses
+data makes the runtime component ``warn``, not ``fail``: the service itself is
+healthy and its data waits in local storage, so a load balancer must not take
+it out of rotation; the warning names the exporters and their backlog.
+
+The document is ``{"status": "pass" | "warn" | "fail", "components": {...}}``
+and the status code 200 unless a component fails (503).  Error texts are cut
+to 200 characters.
 
 >>> status, body = health_sync(checks={"cache": lambda: True})
 >>> status, body
@@ -27,6 +34,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
+from observabilipy.core.exporting import ExporterStatus
 from observabilipy.core.ports import LogStoragePort, MetricsStoragePort
 from observabilipy.core.runtime import EmbeddedRuntime
 
@@ -92,21 +100,42 @@ def _runtime(runtime: EmbeddedRuntime) -> _Component:
         status = runtime.status()
     except Exception as exc:
         return _raised(exc)
+    troubles = [
+        _exporter_trouble(name, exporter)
+        for name, exporter in status["exporters"].items()
+        if exporter["state"] in ("retrying", "dropping")
+    ]
     if not status["running"]:
         component = _failed("not running; call start() (or use it as a context manager)")
     elif status["consecutive_failures"]:
         component = _failed(f"its last task failed: {status['last_error']}")
+    elif troubles:
+        component = {"status": "warn", "warning": "; ".join(troubles)[:_ERROR_TEXT_MAX]}
     else:
         component = _passed()
     component.update(status)
     return component
 
 
+def _exporter_trouble(name: str, exporter: ExporterStatus) -> str:
+    if exporter["state"] == "dropping":
+        return (
+            f"exporter {name!r}: the collector refuses data for good ({exporter['last_error']}); "
+            "it is dropped and counted"
+        )
+    waiting = "items" if exporter["backlog"] is None else f"{exporter['backlog']} items"
+    return (
+        f"exporter {name!r} cannot deliver ({exporter['last_error']}); "
+        f"{waiting} wait in local storage and are retried"
+    )
+
+
 def _report(components: dict[str, _Component]) -> tuple[int, bytes]:
-    healthy = all(component["status"] == "pass" for component in components.values())
-    document = {"status": "pass" if healthy else "fail", "components": components}
+    statuses = {component["status"] for component in components.values()}
+    verdict = "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
+    document = {"status": verdict, "components": components}
     body = json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str)
-    return (200 if healthy else 503), body.encode()
+    return (503 if verdict == "fail" else 200), body.encode()
 
 
 def health_sync(

@@ -10,6 +10,8 @@ How they behave (the same for the ring buffers, which share this code):
 - one lock guards every change, so concurrent writers, retention and readers
   never lose a write; async methods run the same code as their ``*_sync`` twins;
 - ids come from a counter that only goes up: never reused, not reset by clear();
+- export cursors live in a dict beside the items (kept by clear(), gone with the
+  process: an exporter of an in-memory store starts again from the oldest entry);
 - reads check their arguments at the call, then stream: they walk the store in
   id order, a few hundred entries per lock acquisition, and never hold the lock
   while the consumer handles an entry.  A read returns what was stored when it
@@ -116,6 +118,32 @@ def check_count(count: object) -> int:
     return count
 
 
+def check_cursor_key(key: object) -> str:
+    """Return ``key`` if it can name an export cursor (a non-empty str), else raise.
+
+    >>> check_cursor_key("")
+    Traceback (most recent call last):
+    ...
+    observabilipy.core.errors.ValidationError: key: must be a non-empty str (an exporter's name), got ''
+    """
+    if not isinstance(key, str) or not key:
+        raise ValidationError("key", f"must be a non-empty str (an exporter's name), got {key!r}")
+    return key
+
+
+def check_cursor_value(value: object) -> int:
+    """Return ``value`` if it can be an export cursor (an id: a whole number >= 0), else raise.
+
+    >>> check_cursor_value(-1)
+    Traceback (most recent call last):
+    ...
+    observabilipy.core.errors.ValidationError: value: must be an entry id (a whole number >= 0), got -1
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError("value", f"must be an entry id (a whole number >= 0), got {value!r}")
+    return value
+
+
 def family_names(name: str) -> dict[str, str]:
     """Sample names that belong to family ``name``, each with the kind it needs.
 
@@ -156,6 +184,7 @@ class _BoundedStore(Generic[_T]):
         self._last_id = 0
         self._evicted = 0
         self._closed = False
+        self._cursors: dict[str, int] = {}
 
     @property
     def evicted(self) -> int:
@@ -263,6 +292,32 @@ class _BoundedStore(Generic[_T]):
             self._refuse_if_closed()
             return len(self._items) - self._head
 
+    def count_after_sync(self, after: int | None) -> int:
+        """How many items have ``id > after`` (None: all); a binary search, not a walk."""
+        cursor = check_after(after)
+        with self._lock:
+            self._refuse_if_closed()
+            if cursor is None:
+                return len(self._items) - self._head
+            return len(self._items) - bisect_right(
+                self._items, cursor, lo=self._head, key=_stored_id
+            )
+
+    def load_cursor_sync(self, key: str) -> int | None:
+        """The id saved under ``key`` (None: never saved)."""
+        name = check_cursor_key(key)
+        with self._lock:
+            self._refuse_if_closed()
+            return self._cursors.get(name)
+
+    def save_cursor_sync(self, key: str, value: int) -> None:
+        """Keep ``value`` under ``key`` (for the life of this storage object)."""
+        name = check_cursor_key(key)
+        position = check_cursor_value(value)
+        with self._lock:
+            self._refuse_if_closed()
+            self._cursors[name] = position
+
     def _delete_where(self, doomed: Callable[[_T], bool]) -> int:
         with self._lock:
             self._refuse_if_closed()
@@ -298,10 +353,23 @@ class _BoundedStore(Generic[_T]):
             self._closed = True
             self._items = []
             self._head = 0
+            self._cursors = {}
 
     async def count(self) -> int:
         """How many items are stored."""
         return self.count_sync()
+
+    async def count_after(self, after: int | None) -> int:
+        """Async twin of :meth:`count_after_sync`."""
+        return self.count_after_sync(after)
+
+    async def load_cursor(self, key: str) -> int | None:
+        """Async twin of :meth:`load_cursor_sync`."""
+        return self.load_cursor_sync(key)
+
+    async def save_cursor(self, key: str, value: int) -> None:
+        """Async twin of :meth:`save_cursor_sync`."""
+        self.save_cursor_sync(key, value)
 
     async def delete_before(self, timestamp: float) -> int:
         """Delete items older than ``timestamp`` (see :meth:`delete_before_sync`)."""

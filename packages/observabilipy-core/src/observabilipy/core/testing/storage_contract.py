@@ -20,6 +20,22 @@ being called again, so a fixture that also closes is fine.
         def metrics_storage(self, tmp_path):
             yield MyMetricsStorage(tmp_path / "metrics.db")
 
+A backend that keeps its data across closing and reopening (a file) also
+overrides ``reopen_log_storage`` / ``reopen_metrics_storage``: a fixture giving a
+function that opens the same data again, so the suite checks that export
+cursors survive a restart (for the others that test is skipped):
+
+.. code-block:: python
+
+    class TestMyLogStorage(LogStorageContract):
+        @pytest.fixture
+        def log_storage(self, tmp_path):
+            yield MyLogStorage(tmp_path / "logs.db")
+
+        @pytest.fixture
+        def reopen_log_storage(self, tmp_path):
+            return lambda: MyLogStorage(tmp_path / "logs.db")
+
 What a backend must do is written in :mod:`observabilipy.core.ports`; the test
 names below say which rule each one checks.  :func:`log` and :func:`sample`
 build test data tersely for a backend's own extra tests.
@@ -30,7 +46,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from typing import Any, TypeVar
 
 import pytest
@@ -74,6 +90,8 @@ def sample(
 class _Driver:
     """Calls a storage's sync methods, or its async ones on one event loop per test."""
 
+    storage: LogStoragePort | MetricsStoragePort
+
     def __init__(self, runner: asyncio.Runner, *, sync: bool) -> None:
         self.sync = sync
         self._runner = runner
@@ -87,9 +105,27 @@ class _Driver:
             return sync_call(*args, **kwargs)
         return self.run(async_call(*args, **kwargs))
 
+    def load_cursor(self, key: str) -> int | None:
+        """The export cursor saved under ``key``."""
+        result: int | None = self._pick(
+            self.storage.load_cursor_sync, self.storage.load_cursor, key
+        )
+        return result
+
+    def save_cursor(self, key: str, value: int) -> None:
+        """Save an export cursor."""
+        self._pick(self.storage.save_cursor_sync, self.storage.save_cursor, key, value)
+
+    def count_after(self, after: int | None) -> int:
+        """How many stored items have ``id > after``."""
+        result: int = self._pick(self.storage.count_after_sync, self.storage.count_after, after)
+        return result
+
 
 class LogApi(_Driver):
     """A :class:`LogStoragePort` seen through one of its two APIs; reads return lists."""
+
+    storage: LogStoragePort
 
     def __init__(self, storage: LogStoragePort, runner: asyncio.Runner, *, sync: bool) -> None:
         super().__init__(runner, sync=sync)
@@ -155,6 +191,8 @@ class LogApi(_Driver):
 class MetricsApi(_Driver):
     """A :class:`MetricsStoragePort` seen through one of its two APIs; reads return lists."""
 
+    storage: MetricsStoragePort
+
     def __init__(self, storage: MetricsStoragePort, runner: asyncio.Runner, *, sync: bool) -> None:
         super().__init__(runner, sync=sync)
         self.storage = storage
@@ -207,6 +245,45 @@ def _assert_increasing(ids: list[int | None]) -> None:
     numbers = [n for n in ids if isinstance(n, int)]
     assert numbers == ids, f"every stored item needs an int id: {ids}"
     assert numbers == sorted(set(numbers)), f"ids must be unique and increasing: {ids}"
+
+
+def _check_cursors_are_kept_per_key(api: LogApi | MetricsApi) -> None:
+    assert api.load_cursor("loki") is None
+    api.save_cursor("loki", 3)
+    api.save_cursor("otlp", 0)
+    api.save_cursor("Loki EU/2", 12)
+    assert (api.load_cursor("loki"), api.load_cursor("otlp"), api.load_cursor("Loki EU/2")) == (
+        3,
+        0,
+        12,
+    )
+    api.save_cursor("loki", 2**40)
+    assert api.load_cursor("loki") == 2**40
+
+
+def _check_count_after(api: LogApi | MetricsApi, ids: list[int | None]) -> None:
+    numbers = [n for n in ids if n is not None]
+    assert len(numbers) == 5
+    assert api.count_after(None) == 5
+    assert api.count_after(0) == 5
+    assert api.count_after(numbers[1]) == 3
+    assert api.count_after(numbers[-1]) == 0
+    assert api.count_after(numbers[-1] + 100) == 0
+    assert api.delete_oldest(2) == 2
+    assert api.count_after(None) == 3
+    assert api.count_after(numbers[0]) == 3
+    assert api.count_after(numbers[2]) == 2
+
+
+def _check_bad_cursor_arguments(api: LogApi | MetricsApi) -> None:
+    bad: Any = [("load_cursor", ("",), "key"), ("load_cursor", (7,), "key")]
+    bad += [("save_cursor", ("", 1), "key"), ("save_cursor", ("loki", -1), "value")]
+    bad += [("save_cursor", ("loki", 1.5), "value"), ("save_cursor", ("loki", True), "value")]
+    bad += [("count_after", ("12",), "after")]
+    for method, args, field in bad:
+        with pytest.raises(ValidationError) as caught:
+            getattr(api, method)(*args)
+        assert caught.value.field == field
 
 
 class LogStorageContract:
@@ -419,6 +496,46 @@ class LogStorageContract:
         assert after_clear.id is not None
         assert after_clear.id > after_delete.id
         assert logs.read(after=after_delete.id) == [after_clear]
+
+    # Export cursors
+
+    @pytest.fixture
+    def reopen_log_storage(self) -> Callable[[], LogStoragePort] | None:
+        """For a backend that persists: a function opening the same data again (None: none)."""
+        return None
+
+    def test_cursors_start_unset_and_keep_the_last_value_saved_per_key(self, logs: LogApi) -> None:
+        _check_cursors_are_kept_per_key(logs)
+
+    def test_cursors_outlive_clear_and_deletes(self, logs: LogApi) -> None:
+        logs.write_many(log(float(n)) for n in range(3))
+        logs.save_cursor("loki", 2)
+        logs.delete_oldest(1)
+        logs.delete_before(10.0)
+        logs.clear()
+        assert logs.load_cursor("loki") == 2
+
+    def test_count_after_counts_entries_past_an_id(self, logs: LogApi) -> None:
+        logs.write_many(log(float(n)) for n in range(5))
+        _check_count_after(logs, _ids(logs.read()))
+
+    def test_bad_cursor_arguments_name_the_parameter(self, logs: LogApi) -> None:
+        _check_bad_cursor_arguments(logs)
+
+    def test_cursors_survive_closing_and_reopening(
+        self, logs: LogApi, reopen_log_storage: Callable[[], LogStoragePort] | None
+    ) -> None:
+        if reopen_log_storage is None:
+            pytest.skip("this backend keeps nothing across close (no reopen_log_storage)")
+        logs.write_many(log(float(n)) for n in range(3))
+        logs.save_cursor("loki", 2)
+        logs.close()
+        again = LogApi(reopen_log_storage(), logs._runner, sync=logs.sync)
+        try:
+            assert again.load_cursor("loki") == 2
+            assert again.count_after(2) == 1
+        finally:
+            again.close()
 
     # Lifecycle, concurrency, bad input
 
@@ -635,6 +752,47 @@ class MetricsStorageContract:
         assert highest is not None
         assert stored.id is not None
         assert stored.id > highest
+
+    @pytest.fixture
+    def reopen_metrics_storage(self) -> Callable[[], MetricsStoragePort] | None:
+        """For a backend that persists: a function opening the same data again (None: none)."""
+        return None
+
+    def test_cursors_start_unset_and_keep_the_last_value_saved_per_key(
+        self, metrics: MetricsApi
+    ) -> None:
+        _check_cursors_are_kept_per_key(metrics)
+
+    def test_cursors_outlive_clear_and_deletes(self, metrics: MetricsApi) -> None:
+        metrics.write_many(sample("g", float(n)) for n in range(3))
+        metrics.save_cursor("otlp", 3)
+        metrics.delete_oldest(1)
+        metrics.clear()
+        assert metrics.load_cursor("otlp") == 3
+
+    def test_count_after_counts_samples_past_an_id(self, metrics: MetricsApi) -> None:
+        metrics.write_many(sample("g", float(n), n) for n in range(5))
+        _check_count_after(metrics, _ids(metrics.read()))
+
+    def test_bad_cursor_arguments_name_the_parameter(self, metrics: MetricsApi) -> None:
+        _check_bad_cursor_arguments(metrics)
+
+    def test_cursors_survive_closing_and_reopening(
+        self,
+        metrics: MetricsApi,
+        reopen_metrics_storage: Callable[[], MetricsStoragePort] | None,
+    ) -> None:
+        if reopen_metrics_storage is None:
+            pytest.skip("this backend keeps nothing across close (no reopen_metrics_storage)")
+        metrics.write_many(sample("g", float(n)) for n in range(3))
+        metrics.save_cursor("otlp", 1)
+        metrics.close()
+        again = MetricsApi(reopen_metrics_storage(), metrics._runner, sync=metrics.sync)
+        try:
+            assert again.load_cursor("otlp") == 1
+            assert again.count_after(1) == 2
+        finally:
+            again.close()
 
     def test_close_is_idempotent_and_later_writes_raise(self, metrics: MetricsApi) -> None:
         metrics.close()

@@ -1,0 +1,10 @@
+"""Makes the helpers next to these tests importable (``from _exporters_support import ...``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)

@@ -38,7 +38,7 @@ except ImportError:  # pragma: no cover - the message is the point
     sys.exit("the demo server needs uvicorn: pip install uvicorn")
 
 HOST = "127.0.0.1"  # the demo never listens beyond this machine
-ENDPOINTS = ("logs", "metrics/prometheus", "health")
+ENDPOINTS = ("logs", "metrics/prometheus", "health", "dashboard")
 logger = logging.getLogger("demo.shop")
 
 

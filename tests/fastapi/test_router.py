@@ -14,7 +14,7 @@ import pytest
 from fastapi import Depends, FastAPI, Header, HTTPException
 
 from observabilipy.core.errors import ConfigurationError
-from observabilipy.core.http import ROUTES, ObservabilityAPI
+from observabilipy.core.http import ROUTES, ObservabilityAPI, Request
 from observabilipy.core.http.conformance import CASES, Answer, Case, build_api, core_answer
 from observabilipy.core.metrics import Registry
 from observabilipy.fastapi import add_observability, create_observability_router
@@ -107,6 +107,18 @@ async def test_without_prefix_the_router_claims_only_its_routes() -> None:
     assert (await send(app, "GET", "/users")).json() == ["ada"]
     assert (await send(app, "GET", "/nothing")).json() == {"detail": "Not Found"}
     assert (await send(app, "POST", "/logs")).json()["error"] == "method_not_allowed"
+
+
+async def test_without_a_prefix_the_dashboard_paths_are_answered_by_core() -> None:
+    api = build_api("default")
+    app = FastAPI()
+    app.include_router(create_observability_router(api))
+    for path in ("/dashboard", "/dashboard/style.css", "/dashboard/missing.js"):
+        # Core's own answer: the page or file, or a 404 naming the pip command.
+        ours = api.handle_sync(Request("GET", path))
+        answer = await send(app, "GET", path)
+        assert answer.status == ours.status, path
+        assert answer.body == b"".join(ours.body), path
 
 
 async def test_included_with_another_prefix() -> None:

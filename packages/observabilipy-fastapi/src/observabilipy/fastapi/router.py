@@ -20,6 +20,7 @@ from fastapi.responses import Response
 from observabilipy.asgi import Receive, Scope, Send, core_request, send_response
 from observabilipy.asgi.app import _api
 from observabilipy.core.http import ROUTES, AsyncResponse, ObservabilityAPI
+from observabilipy.core.http.api import DASHBOARD as DASHBOARD_ROUTE
 
 __all__ = ["create_observability_router"]
 
@@ -207,9 +208,9 @@ def create_observability_router(
             include_in_schema=False,
             name=f"observability{route.replace('/', '_')}_other_methods",
         )
+    every = ["GET", *_OTHER_METHODS]
     if prefix:
         # Below the prefix, core answers everything (404 JSON, trailing slashes, 405).
-        every = ["GET", *_OTHER_METHODS]
         for path in ("", "/{path:path}"):
             router.add_api_route(
                 path,
@@ -218,11 +219,23 @@ def create_observability_router(
                 include_in_schema=False,
                 name="observability_other" if path else "observability_root",
             )
+    else:
+        # Without a prefix the app owns every other path; the dashboard's are ours.
+        for path in (DASHBOARD_ROUTE, DASHBOARD_ROUTE + "/{path:path}"):
+            router.add_api_route(
+                path,
+                _endpoint(served, None, (), base=DASHBOARD_ROUTE),
+                methods=every,
+                include_in_schema=False,
+                name="observability_dashboard" + ("_files" if "{" in path else ""),
+            )
     return router
 
 
-def _endpoint(api: ObservabilityAPI, route: str | None, parameters: Sequence[str]) -> Any:
-    """An endpoint answering from ``api``; ``route`` None: the path below the prefix.
+def _endpoint(
+    api: ObservabilityAPI, route: str | None, parameters: Sequence[str], *, base: str = ""
+) -> Any:
+    """An endpoint answering from ``api``; ``route`` None: ``base`` + the path below it.
 
     Its signature declares ``parameters`` as optional strings (for OpenAPI); it
     ignores their values and hands the raw query string to the API.
@@ -233,7 +246,7 @@ def _endpoint(api: ObservabilityAPI, route: str | None, parameters: Sequence[str
             path = route
         else:
             below = request.path_params.get("path")
-            path = "" if below is None else "/" + below
+            path = base if below is None else f"{base}/{below}"
         core = core_request(request.scope, path)
         return _CoreResponse(await api.handle(core), head=core.method == "HEAD")
 

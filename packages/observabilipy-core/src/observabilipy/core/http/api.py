@@ -19,6 +19,8 @@ Routes (``GET`` and ``HEAD``; any other method gets 405 with ``Allow``):
 ``/metrics/json``           the same page as one JSON document
 ``/metrics/prometheus``     Prometheus text 0.0.4, or OpenMetrics 1.0 by Accept
 ``/health``                 component status as JSON; 200 or 503 (see :mod:`.health`)
+``/dashboard``              the built-in dashboard page, and its files below ``/dashboard/``,
+                            when observabilipy-dashboard is installed (see below)
 ==========================  ===========================================================
 
 Reads return entries oldest first, at most ``limit`` (``default_limit`` when not
@@ -48,6 +50,18 @@ client-supplied data, never to be sniffed as HTML).
 A streamed body is a generator: an adapter that stops early should ``close()``
 (``aclose()``) it, so the storage's cursor is released at once.
 
+The dashboard is found on the first request for it (core does not depend on
+it): without observabilipy-dashboard, or with ``dashboard=False``, its paths
+answer 404 with the ``pip install`` command.  Its links are relative, so it
+works below any mount prefix.  The page passes the access check; a refused
+request gets 401 with the challenge and the page itself, whose script asks
+for a bearer token (kept in the tab's ``sessionStorage``, sent as an
+``Authorization`` header, never in a URL), while a ``Basic`` challenge makes
+the browser prompt.  Its static files (scripts, style, icon: code shipped in
+the wheel, no data) skip the check, so that the sign-in can run.  Dashboard
+answers carry an ``etag`` (``If-None-Match`` gets 304), ``cache-control:
+no-cache`` and a strict ``content-security-policy``.
+
 >>> from observabilipy.core.models import LogEntry
 >>> from observabilipy.core.storage import InMemoryLogStorage
 >>> storage = InMemoryLogStorage()
@@ -65,6 +79,7 @@ A streamed body is a generator: an adapter that stops early should ``close()``
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
@@ -107,7 +122,7 @@ from observabilipy.core.metrics import Registry, default_registry
 from observabilipy.core.ports import LogStoragePort, MetricsStoragePort
 from observabilipy.core.runtime import EmbeddedRuntime
 
-__all__ = ["ROUTES", "AsyncResponse", "ObservabilityAPI", "Request", "Response"]
+__all__ = ["DASHBOARD", "ROUTES", "AsyncResponse", "ObservabilityAPI", "Request", "Response"]
 
 _logger = logging.getLogger("observabilipy.http")
 
@@ -120,7 +135,10 @@ ROUTES: Final = (
     "/metrics/prometheus",
     "/health",
 )
+#: Where the dashboard (observabilipy-dashboard) is served, relative to the mount.
+DASHBOARD: Final = "/dashboard"
 _METHODS: Final = ("GET", "HEAD")
+_NOT_LOOKED_UP: Final = object()
 _ALLOW: Final = ", ".join(_METHODS)
 
 
@@ -207,7 +225,16 @@ class _Health:
     """``/health``: no parameters."""
 
 
-_Plan = _Read | _Exposition | _Health
+@dataclass(frozen=True, slots=True)
+class _Dashboard:
+    """``/dashboard`` (``name`` None), ``/dashboard/`` (``""``) or a dashboard file."""
+
+    name: str | None
+    if_none_match: str | None
+    refused: bool  # the access check said no: the page is the sign-in, with a 401
+
+
+_Plan = _Read | _Exposition | _Health | _Dashboard
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +247,7 @@ class _Answer:
     rest: Iterator[bytes] | AsyncIterator[bytes] | None = None
     headers: list[tuple[str, str]] = field(default_factory=list)
     vary_accept: bool = False
+    cache_control: str = "no-store"
 
     @classmethod
     def error(cls, error: _HTTPError) -> _Answer:
@@ -242,6 +270,7 @@ class ObservabilityAPI:
       ``/health`` reports besides the storages (see :mod:`.health`).
     - ``access``: the check every route passes, except ``/health`` while
       ``health_public`` (see :mod:`.access`).
+    - ``dashboard``: serve ``/dashboard`` when observabilipy-dashboard is installed.
     - ``gzip``, ``gzip_min_size``: compression; ``max_limit``, ``default_limit``:
       page sizes.
 
@@ -264,6 +293,7 @@ class ObservabilityAPI:
         health_checks: Mapping[str, HealthCheck] | None = None,
         access: AccessCheck | None = None,
         health_public: bool = True,
+        dashboard: bool = True,
         gzip: bool = True,
         gzip_min_size: int = 1024,
         max_limit: int = 10_000,
@@ -296,6 +326,8 @@ class ObservabilityAPI:
         self._access = access
         self._challenge: str = getattr(access, "challenge", DEFAULT_CHALLENGE)
         self._health_public = health_public
+        self._dashboard_on = dashboard
+        self._dashboard_files: Any = _NOT_LOOKED_UP
         self._gzip = gzip
 
     # -- the two entry points ----------------------------------------------------------
@@ -352,12 +384,15 @@ class ObservabilityAPI:
     def _route(self, request: Request) -> str:
         """The route ``request`` names; refuses unknown paths (404) and methods (405)."""
         path = request.path
-        if len(path) > 1 and path.endswith("/"):
-            path = path[:-1]
-        if path not in ROUTES:
-            raise _HTTPError(
-                404, {"error": "not_found", "message": f"no route {path!r}", "routes": ROUTES}
-            )
+        if path == DASHBOARD or path.startswith(DASHBOARD + "/"):
+            self._dashboard()  # 404 when it is not served
+        else:
+            if len(path) > 1 and path.endswith("/"):
+                path = path[:-1]
+            if path not in ROUTES:
+                raise _HTTPError(
+                    404, {"error": "not_found", "message": f"no route {path!r}", "routes": ROUTES}
+                )
         if request.method not in _METHODS:
             raise _HTTPError(
                 405,
@@ -371,7 +406,22 @@ class ObservabilityAPI:
         return path
 
     def _needs_access_check(self, route: str) -> bool:
+        if route.startswith(DASHBOARD + "/"):
+            return False  # the dashboard's own files: code, no data (see the module docstring)
         return self._access is not None and not (route == "/health" and self._health_public)
+
+    def _dashboard(self) -> Any:
+        """The dashboard module, looked up once; 404 when it is not served."""
+        if self._dashboard_files is _NOT_LOOKED_UP:
+            self._dashboard_files = _find_dashboard() if self._dashboard_on else None
+        if self._dashboard_files is None:
+            why = (
+                "is not installed: pip install observabilipy-dashboard"
+                if self._dashboard_on
+                else "is turned off (ObservabilityAPI(dashboard=False))"
+            )
+            raise _HTTPError(404, {"error": "not_found", "message": f"the dashboard {why}"})
+        return self._dashboard_files
 
     def _judge(self, allowed: object) -> None:
         if allowed is not True:
@@ -388,6 +438,8 @@ class ObservabilityAPI:
                 allowed = wait_sync(self._access(request))
             except Exception:
                 raise _access_failed() from None
+            if route == DASHBOARD and allowed is not True:
+                return _Dashboard(None, None, refused=True)
             self._judge(allowed)
         return self._plan(route, request)
 
@@ -400,6 +452,8 @@ class ObservabilityAPI:
                     allowed = await allowed
             except Exception:
                 raise _access_failed() from None
+            if route == DASHBOARD and allowed is not True:
+                return _Dashboard(None, None, refused=True)
             self._judge(allowed)
         return self._plan(route, request)
 
@@ -407,6 +461,9 @@ class ObservabilityAPI:
         """What to answer: refuses bad parameters (400) and routes without storage (404)."""
         if route == "/health":
             return _Health()
+        if route == DASHBOARD or route.startswith(DASHBOARD + "/"):
+            name = None if route == DASHBOARD else route[len(DASHBOARD) + 1 :]
+            return _Dashboard(name, request.headers.get("if-none-match"), refused=False)
         accept = request.headers.get("accept")
         if route == "/metrics/prometheus" or (route == "/metrics" and _prefers_exposition(accept)):
             return _Exposition(*choose_exposition(accept))
@@ -483,7 +540,7 @@ class ObservabilityAPI:
         """(status, headers, head, compress the rest?); a complete body is compressed here."""
         headers = [
             ("content-type", answer.content_type),
-            ("cache-control", "no-store"),
+            ("cache-control", answer.cache_control),
             ("x-content-type-options", "nosniff"),
             *answer.headers,
         ]
@@ -504,12 +561,41 @@ class ObservabilityAPI:
         if compress:
             head = [gzip_bytes(b"".join(head))]
             size = len(head[0])
-        headers.append(("content-length", str(size)))
+        if answer.status != 304:  # a 304's length would be the unsent 200 body's
+            headers.append(("content-length", str(size)))
         return answer.status, headers, head, False
+
+    def _dashboard_answer(self, plan: _Dashboard) -> _Answer:
+        """The dashboard page or one of its files (no I/O once the files are loaded)."""
+        files = self._dashboard()
+        if plan.name == "":
+            # The page's relative links resolve from /dashboard, not from /dashboard/.
+            return _Answer(
+                308, "text/plain; charset=utf-8", [], None, [("location", "../dashboard")]
+            )
+        served = files.page() if plan.name is None else files.asset(plan.name)
+        if served is None:
+            raise _HTTPError(
+                404, {"error": "not_found", "message": f"the dashboard has no file {plan.name!r}"}
+            )
+        headers = [
+            ("etag", served.etag),
+            ("content-security-policy", files.CONTENT_SECURITY_POLICY),
+        ]
+        if plan.refused:
+            headers.append(("www-authenticate", self._challenge))
+            return _Answer(401, served.content_type, [served.body], None, headers)
+        if _etag_matches(plan.if_none_match, served.etag):
+            return _Answer(304, served.content_type, [], None, headers, cache_control="no-cache")
+        return _Answer(
+            200, served.content_type, [served.body], None, headers, cache_control="no-cache"
+        )
 
     # -- running a plan: the sync path --------------------------------------------------
 
     def _run_sync(self, plan: _Plan, gzip: bool) -> _Answer:
+        if isinstance(plan, _Dashboard):
+            return self._dashboard_answer(plan)
         if isinstance(plan, _Health):
             status, body = health_sync(
                 log_storage=self._log_storage,
@@ -554,6 +640,8 @@ class ObservabilityAPI:
     # -- running a plan: the async path -------------------------------------------------
 
     async def _run_async(self, plan: _Plan, gzip: bool) -> _Answer:
+        if isinstance(plan, _Dashboard):
+            return self._dashboard_answer(plan)
         if isinstance(plan, _Health):
             status, body = await health(
                 log_storage=self._log_storage,
@@ -615,6 +703,27 @@ def _whole(
             allowed = f"from {minimum} to {bound + ' (' + str(maximum) + ')' if bound else maximum}"
         raise ConfigurationError(f"{field}: must be a whole number {allowed}, got {value!r}")
     return value
+
+
+def _find_dashboard() -> Any:
+    """The ``observabilipy.dashboard`` module, or None when it is not installed."""
+    try:
+        return importlib.import_module("observabilipy.dashboard")
+    except ModuleNotFoundError as error:
+        if error.name in ("observabilipy", "observabilipy.dashboard"):
+            return None
+        raise
+
+
+def _etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether If-None-Match names ``etag`` (weak comparison, as RFC 9110 asks) or is ``*``."""
+    if not if_none_match:
+        return False
+    wanted = etag.removeprefix("W/")
+    return any(
+        tag == "*" or tag.removeprefix("W/") == wanted
+        for tag in (part.strip() for part in if_none_match.split(","))
+    )
 
 
 def _prefers_exposition(accept: str | None) -> bool:

@@ -324,6 +324,8 @@ APIS: Final[Mapping[str, Callable[[], ObservabilityAPI]]] = {
     ),
     "no-storage": lambda: ObservabilityAPI(registry=_registry()),
     "bearer": lambda: _default(access=bearer_token(TOKEN)),
+    # The dashboard turned off answers the same whether or not it is installed.
+    "no-dashboard": lambda: _default(dashboard=False, access=bearer_token(TOKEN)),
     "bearer-private-health": lambda: _default(access=bearer_token(TOKEN), health_public=False),
     "basic": lambda: _default(access=basic_auth(USERNAME, PASSWORD)),
     "callable": lambda: _default(access=_api_key_check),
@@ -567,6 +569,15 @@ def _bad(parameter: str, *mentions: str) -> Check:
 def _error(code: str) -> Check:
     def check(answer: Answer) -> None:
         _equal(answer.json()["error"], code, "error code")
+
+    return check
+
+
+def _message(message: str) -> Check:
+    """A ``not_found`` error with this message."""
+
+    def check(answer: Answer) -> None:
+        _equal(answer.json(), {"error": "not_found", "message": message}, "error")
 
     return check
 
@@ -1136,7 +1147,18 @@ CASES: Final[tuple[Case, ...]] = (
     Case("not-found-root", "/", status=404),
     Case("not-found-empty", "", status=404),
     Case("not-found-below-route", "/logs/everything", status=404),
-    Case("not-found-dashboard", "/dashboard", status=404),
+    # Every adapter hands /dashboard and the paths below it to the API (which serves the
+    # dashboard when observabilipy-dashboard is installed); off, they are not found,
+    # before any access check.
+    Case(
+        "not-found-dashboard",
+        "/dashboard",
+        api="no-dashboard",
+        status=404,
+        check=_message("the dashboard is turned off (ObservabilityAPI(dashboard=False))"),
+    ),
+    Case("not-found-dashboard-file", "/dashboard/app.js", api="no-dashboard", status=404),
+    Case("not-found-dashboard-slash", "/dashboard/", api="no-dashboard", status=404),
     Case("not-found-method-too", "/nope", method="POST", status=404),
     Case(
         "method-post",

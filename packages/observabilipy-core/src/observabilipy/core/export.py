@@ -24,7 +24,6 @@ True
 
 from __future__ import annotations
 
-import email.utils
 import math
 import time
 from collections.abc import AsyncIterable
@@ -118,6 +117,9 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     try:
         seconds = float(text)
     except ValueError:
+        # Imported here: email.utils costs ~10 ms at start-up, and dates are the rare form.
+        import email.utils
+
         try:
             when = email.utils.parsedate_to_datetime(text)
         except (TypeError, ValueError):

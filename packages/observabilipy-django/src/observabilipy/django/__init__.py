@@ -13,7 +13,10 @@
 - the app ``"observabilipy.django"`` (:mod:`observabilipy.django.apps`) starts
   the configured runtime;
 - :func:`observabilipy.django.asgi.get_asgi_application`: Django's ASGI app,
-  letting the API answer query strings that are not UTF-8 itself.
+  letting the API answer query strings that are not UTF-8 itself;
+- :func:`observabilipy.django.admin.observability_admin_urls`: an Observability page
+  in the Django admin, staff only (import it from its module: it loads
+  ``django.contrib.admin``).
 
 >>> from observabilipy.core.http import ObservabilityAPI
 >>> observability_urls(ObservabilityAPI())[0].name

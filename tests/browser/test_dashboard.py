@@ -103,8 +103,12 @@ def test_dashboard_loads_and_charts_gauges_and_counters(
     with repeating(lambda: jobs.labels(queue="mail").inc()):
         open_dashboard(page, served_app.mounted_url + "/dashboard")
         assert page.title() == "observabilipy dashboard"
-        options = page.eval_on_selector_all("#metric option", "os => os.map(o => o.value)")
-        assert {"temperature_celsius", "jobs_total"} <= set(options)
+        # The metric list arrives with its own request, after the health check answered.
+        page.wait_for_function(
+            "() => ['temperature_celsius', 'jobs_total'].every("
+            "(name) => [...document.querySelectorAll('#metric option')].some((o) => o.value === name))",
+            timeout=TIMEOUT_MS,
+        )
 
         page.select_option("#metric", "temperature_celsius")
         page.wait_for_function(

@@ -141,7 +141,10 @@ def test_an_application_restarted_with_a_backlog_resumes_from_its_cursor(
     db = tmp_path / "obs.db"
     collector.down()
     stderr = finish(run_app(db, collector.url, first=0, count=300))  # exits with a backlog
-    assert "ndjson could not deliver logs (RetryableExportError: ConnectError" in stderr
+    # The refusal (ConnectError), or on Python 3.12+ a last attempt at interpreter exit that
+    # can no longer start the thread resolving the host: either way the entries stay stored.
+    assert "ndjson could not deliver logs (" in stderr
+    assert "they stay in local storage" in stderr
     assert collector.stored() == 0
 
     collector.up()

@@ -258,6 +258,23 @@ def _warn(text: str) -> None:
             sys.stderr.write(f"observabilipy: {text}\n")
 
 
+def _set_wal(conn: sqlite3.Connection, *, deadline: float) -> None:
+    """Switch the file to WAL, waiting for other processes that open it at the same time.
+
+    Changing the journal mode takes an exclusive lock for which SQLite may answer "database
+    is locked" at once, without its busy handler, when several processes open one new file.
+    """
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _check_number(value: object, field: str, *, minimum: float, whole: bool) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigurationError(f"{field}: must be a number, got {value!r}")
@@ -422,7 +439,7 @@ class SQLiteDatabase:
             if not self._memory:
                 # WAL: readers and the writer never block each other; NORMAL: a commit
                 # is durable once the WAL is checkpointed, and never corrupts the file.
-                conn.execute("PRAGMA journal_mode = WAL")
+                _set_wal(conn, deadline=time.monotonic() + self._busy_timeout)
                 conn.execute("PRAGMA synchronous = NORMAL")
                 # Keep the WAL from staying huge after a burst (it is reused, not shrunk).
                 conn.execute("PRAGMA journal_size_limit = 67108864")

@@ -8,7 +8,9 @@ from another process, so the figures include the whole ASGI stack.
    (b) with ``observabilipy.fastapi.add_observability`` (request metrics and one
    log entry per request in an in-memory log storage), (c) with
    prometheus-fastapi-instrumentator.  The goal: our overhead is no larger than
-   theirs, i.e. (b)/(a) >= (c)/(a).
+   theirs, i.e. (b)/(a) >= (c)/(a).  Beside requests/s it prints the CPU time
+   each server process spent per request (Linux), which the load generator
+   sharing the machine disturbs less.
 2. Latency of a scrape of 10,000 counter series: observabilipy's
    ``/metrics/prometheus`` route vs prometheus_client's ``make_asgi_app()``, both
    in a FastAPI app; median and p95 of sequential GETs.  Goal: ours no slower.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import socket
 import statistics
 import subprocess
@@ -29,7 +32,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -37,10 +40,12 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tools.bench._common import Row, report
 
-REQUESTS = 20_000
+REQUESTS = 10_000
 WARMUP_REQUESTS = 2_000
 CONCURRENCY = 32
-ROUNDS = 5
+# Many short rounds: on a shared machine the noise comes in bursts of seconds, and
+# the median of many per-round ratios is steadier than the median of a few.
+ROUNDS = 11
 SERIES = 10_000
 SCRAPES = 200
 HOST = "127.0.0.1"
@@ -204,9 +209,27 @@ def _free_port() -> int:
         return port
 
 
+class Server(NamedTuple):
+    """A running server process: where it listens and its process id."""
+
+    port: int
+    pid: int
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) process ``pid`` has used so far; None off Linux."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # Fields 14 and 15 of proc(5), utime and stime, counted from after the command name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def server(name: str, ready_path: str) -> Iterator[int]:
-    """Start app ``name`` in a uvicorn process; yield its port once it answers; always stop it."""
+def server(name: str, ready_path: str) -> Iterator[Server]:
+    """Start app ``name`` in a uvicorn process; yield it once it answers; always stop it."""
     port = _free_port()
     process = subprocess.Popen([sys.executable, __file__, "serve", name, str(port)])
     try:
@@ -222,7 +245,7 @@ def server(name: str, ready_path: str) -> Iterator[int]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server {name!r} did not answer within 60 s")
             time.sleep(0.1)
-        yield port
+        yield Server(port, process.pid)
     finally:
         process.terminate()
         try:
@@ -245,15 +268,20 @@ def bench_throughput() -> bool:
         ("ours_metrics_only", "reference: (b) with metrics only, no logs or ids"),
     ]
     rates: dict[str, list[float]] = {name: [] for name, _ in configurations}
+    cpu: dict[str, list[float]] = {name: [] for name, _ in configurations}
     with ExitStack() as stack:
-        ports = {name: stack.enter_context(server(name, HELLO)) for name, _ in configurations}
-        for port in ports.values():
-            load(port, HELLO, WARMUP_REQUESTS)
+        servers = {name: stack.enter_context(server(name, HELLO)) for name, _ in configurations}
+        for running in servers.values():
+            load(running.port, HELLO, WARMUP_REQUESTS)
         for round_number in range(ROUNDS):
             # Alternate the order too, so no configuration always runs on a warmer machine.
-            order = list(ports.items())
-            for name, port in order if round_number % 2 == 0 else reversed(order):
-                rates[name].append(load(port, HELLO, REQUESTS))
+            order = list(servers.items())
+            for name, running in order if round_number % 2 == 0 else reversed(order):
+                before = cpu_seconds(running.pid)
+                rates[name].append(load(running.port, HELLO, REQUESTS))
+                after = cpu_seconds(running.pid)
+                if before is not None and after is not None:
+                    cpu[name].append((after - before) / REQUESTS * 1e6)
     # Each round's configurations ran back to back: the ratio within a round cancels the
     # machine's drift between rounds; the median over rounds drops the outliers.
     ratios = {
@@ -265,9 +293,16 @@ def bench_throughput() -> bool:
         f"{REQUESTS:,} requests x {ROUNDS} interleaved rounds, {CONCURRENCY} keep-alive "
         "connections, uvicorn 1 worker"
     )
-    print(f"{'configuration':<{width}}  {'median req/s':>12}  {'vs (a), median of rounds':>24}")
+    print(
+        f"{'configuration':<{width}}  {'median req/s':>12}  {'vs (a), median of rounds':>24}"
+        f"  {'server CPU/request':>18}  {'extra vs (a)':>12}"
+    )
     for name, label in configurations:
-        print(f"{label:<{width}}  {statistics.median(rates[name]):>12,.0f}  {ratios[name]:>24.2f}")
+        line = f"{label:<{width}}  {statistics.median(rates[name]):>12,.0f}  {ratios[name]:>24.2f}"
+        if cpu[name]:
+            extra = statistics.median(c - p for c, p in zip(cpu[name], cpu["plain"], strict=True))
+            line += f"  {statistics.median(cpu[name]):>15.0f} µs  {extra:>+9.0f} µs"
+        print(line)
     ours, theirs = ratios["ours"], ratios["theirs"]
     passed = ours >= theirs
     print(f"goal: (b)/(a) >= (c)/(a): {ours:.2f} >= {theirs:.2f}  {'pass' if passed else 'FAIL'}")
@@ -284,13 +319,13 @@ def bench_scrape() -> bool:
     headers = {"Accept-Encoding": "gzip"}
     timings: dict[str, list[float]] = {"ours": [], "theirs": []}
     with (
-        server("ours_scrape", OUR_SCRAPE) as our_port,
-        server("theirs_scrape", PEER_SCRAPE) as their_port,
+        server("ours_scrape", OUR_SCRAPE) as our_server,
+        server("theirs_scrape", PEER_SCRAPE) as their_server,
         httpx.Client(headers=headers) as client,
     ):
         urls = {
-            "ours": f"http://{HOST}:{our_port}{OUR_SCRAPE}",
-            "theirs": f"http://{HOST}:{their_port}{PEER_SCRAPE}",
+            "ours": f"http://{HOST}:{our_server.port}{OUR_SCRAPE}",
+            "theirs": f"http://{HOST}:{their_server.port}{PEER_SCRAPE}",
         }
         for name, url in urls.items():
             served = _series(client.get(url).text)

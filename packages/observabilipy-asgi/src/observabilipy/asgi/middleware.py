@@ -144,18 +144,20 @@ class ObservabilityMiddleware:
         if request is None:
             await self.app(scope, receive, send)
             return
-        request_id = request.request_id
+        echoed = None if request.request_id is None else request.request_id.encode("latin-1")
         status: int | None = None
 
         async def send_recorded(message: Message) -> None:
             nonlocal status
-            if message["type"] == "http.response.start":
+            if status is None and message["type"] == "http.response.start":
                 status = message["status"]
-                if request_id is not None:
-                    headers = list(message.get("headers", ()))
-                    if not any(len(n) == size and n.lower() == header for n, _ in headers):
-                        headers.append((header, request_id.encode("latin-1")))
-                        message = {**message, "headers": headers}
+                if echoed is not None:
+                    headers = message.get("headers", ())
+                    for name, _ in headers:
+                        if len(name) == size and name.lower() == header:
+                            break  # the app set its own
+                    else:
+                        message = {**message, "headers": [*headers, (header, echoed)]}
             await send(message)
 
         try:

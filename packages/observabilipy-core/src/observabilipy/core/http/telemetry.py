@@ -291,10 +291,14 @@ class RequestTelemetry:
         storage = self._log_storage
         if storage is None and not _logger.isEnabledFor(_LEVEL_NUMBERS[level]):
             return
+        path = scope.path
+        if len(path) > _MAX_PATH or not path.isprintable():
+            path = _loggable_path(path)
+        method = scope.method
         attributes: dict[str, AttributeValue] = {
-            "method": scope.method,
+            "method": method,
             "route": route,
-            "path": _loggable_path(scope.path),
+            "path": path,
             "status": status,
             "duration_seconds": duration,
         }
@@ -303,16 +307,16 @@ class RequestTelemetry:
         if error is not None:
             attributes["exception.type"] = type(error).__name__
             attributes["exception.message"] = _short(str(error))
-        message = f"{scope.method} {route} {status}"
+        message = f"{method} {route} {status}"
         if storage is None:
             _logger.log(_LEVEL_NUMBERS[level], message, extra=attributes)
             return
+        # The request's own context is already restored: this is the caller's, usually empty.
         context = _LOG_CONTEXT.get()
-        entry = _trusted_log_entry(
-            time.time(), level, message, {**context, **attributes} if context else attributes
-        )
+        if context:
+            attributes = {**context, **attributes}
         try:
-            storage.write_sync(entry)
+            storage.write_sync(_trusted_log_entry(time.time(), level, message, attributes))
         except Exception as exc:
             self._failed("storage_error", exc)
             return
@@ -370,21 +374,20 @@ class RequestScope:
             method = method.upper() if method.upper() in STANDARD_METHODS else "OTHER"
         self.method: str = method
         self.path: str = path
-        self.request_id: str | None = None
-        self._token: Token[dict[str, AttributeValue]] | None = None
-        self._context: dict[str, AttributeValue] | None = None
         self._done = False
         if telemetry._request_ids:
             given = headers.get(telemetry.request_id_header)
-            request_id = (
-                given
-                if given is not None and _REQUEST_ID.fullmatch(given) is not None
-                else _new_request_id()
-            )
-            self.request_id = request_id
+            if given is None or _REQUEST_ID.fullmatch(given) is None:
+                given = f"{_id_prefix}{next(_id_counter):016x}"
+            self.request_id: str | None = given
             current = _LOG_CONTEXT.get()
-            self._context = {**current, "request_id": request_id, "method": method}
-            self._token = _LOG_CONTEXT.set(self._context)
+            context: dict[str, AttributeValue] = {**current, "request_id": given, "method": method}
+            self._context: dict[str, AttributeValue] | None = context
+            self._token: Token[dict[str, AttributeValue]] | None = _LOG_CONTEXT.set(context)
+        else:
+            self.request_id = None
+            self._context = None
+            self._token = None
         in_flight = telemetry._in_flight
         if in_flight is not None:
             in_flight.inc()
@@ -449,10 +452,6 @@ class RequestScope:
 # uuid4 hex but without a urandom call per request (ids need to be unique, not secret).
 _id_prefix = os.urandom(8).hex()
 _id_counter = itertools.count(1)
-
-
-def _new_request_id() -> str:
-    return f"{_id_prefix}{next(_id_counter):016x}"
 
 
 def _after_fork_in_child() -> None:

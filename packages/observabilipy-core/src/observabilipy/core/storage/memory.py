@@ -219,11 +219,14 @@ class _BoundedStore(Generic[_T]):
 
     # Subclasses expose these as write/write_many with the port's parameter names.
     def _write(self, item: _T) -> None:
-        self._check_item(item)
+        # Request telemetry writes here once per request: the common case skips the calls.
+        if type(item) is not self._item_type:
+            self._check_item(item)
         with self._lock:
-            self._refuse_if_closed()
-            self._last_id += 1
-            self._items.append(item.with_id(self._last_id))
+            if self._closed:
+                self._refuse_if_closed()
+            self._last_id = item_id = self._last_id + 1
+            self._items.append(item.with_id(item_id))
             if len(self._items) - self._head > self._capacity:
                 self._after_append()
 

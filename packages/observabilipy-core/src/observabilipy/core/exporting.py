@@ -64,13 +64,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import concurrent.futures.thread  # now: once the interpreter exits it cannot be imported
 import contextlib
 import logging
 import random
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, TypedDict, TypeVar, cast
 
@@ -286,11 +287,37 @@ class _Stream:
         return 0.0 if oldest is None else max(time.time() - oldest, 0.0)
 
 
+class _ExitSafeExecutor(concurrent.futures.ThreadPoolExecutor):
+    """The export loop's executor, where asyncio resolves collectors' host names.
+
+    Once the interpreter is exiting, no executor accepts work and no thread
+    starts, so the last export (the runtime's exit hook) could not even resolve
+    ``localhost``.  Then the call runs on the export thread itself: the last
+    batch still reaches the collector, within the same exit deadline.
+    """
+
+    def submit(
+        self, fn: Callable[..., _T], /, *args: object, **kwargs: object
+    ) -> concurrent.futures.Future[_T]:
+        try:
+            return super().submit(fn, *args, **kwargs)
+        except RuntimeError:  # "cannot schedule new futures / create new thread at shutdown"
+            future: concurrent.futures.Future[_T] = concurrent.futures.Future()
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:
+                future.set_exception(exc)
+            return future
+
+
 class _Session:
     """The event loop exporters run on, until stop() closes it, and what lives on it."""
 
     def __init__(self, streams: Sequence[_Stream]) -> None:
         self.loop = asyncio.new_event_loop()
+        self.loop.set_default_executor(
+            _ExitSafeExecutor(max_workers=2, thread_name_prefix="observabilipy-export")
+        )
         self.stopping = asyncio.Event()
         self.deadline = float("inf")  # time.monotonic() by which stop() wants the thread gone
         # One attempt at a time per stream: the loop's own, export_now()'s, stop()'s.

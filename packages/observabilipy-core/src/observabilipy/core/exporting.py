@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import concurrent.futures.thread  # now: once the interpreter exits it cannot be imported
+import concurrent.futures.thread  # here, not lazily: at interpreter exit its import fails
 import contextlib
 import logging
 import random

@@ -291,14 +291,11 @@ class RequestTelemetry:
         storage = self._log_storage
         if storage is None and not _logger.isEnabledFor(_LEVEL_NUMBERS[level]):
             return
-        path = scope.path
-        if len(path) > _MAX_PATH or not path.isprintable():
-            path = _loggable_path(path)
         method = scope.method
         attributes: dict[str, AttributeValue] = {
             "method": method,
             "route": route,
-            "path": path,
+            "path": _loggable_path(scope.path),
             "status": status,
             "duration_seconds": duration,
         }
@@ -378,7 +375,7 @@ class RequestScope:
         if telemetry._request_ids:
             given = headers.get(telemetry.request_id_header)
             if given is None or _REQUEST_ID.fullmatch(given) is None:
-                given = f"{_id_prefix}{next(_id_counter):016x}"
+                given = _new_request_id()
             self.request_id: str | None = given
             current = _LOG_CONTEXT.get()
             context: dict[str, AttributeValue] = {**current, "request_id": given, "method": method}
@@ -452,6 +449,10 @@ class RequestScope:
 # uuid4 hex but without a urandom call per request (ids need to be unique, not secret).
 _id_prefix = os.urandom(8).hex()
 _id_counter = itertools.count(1)
+
+
+def _new_request_id() -> str:
+    return f"{_id_prefix}{next(_id_counter):016x}"
 
 
 def _after_fork_in_child() -> None:
